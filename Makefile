@@ -1,0 +1,40 @@
+# Makefile for activity_audit (PGXS)
+#
+#   make && make install          build and install into the PostgreSQL found by PG_CONFIG
+#   make installcheck             pg_regress, isolation and TAP suites, each on a
+#                                 throwaway cluster of its own (run as a non-root user)
+#
+# tools/test.sh wraps all of this for a fresh machine; see README.md.
+
+MODULE_big = activity_audit
+OBJS = \
+	src/activity_audit.o \
+	src/context.o \
+	src/json_value.o \
+	src/relinfo.o \
+	src/event.o \
+	src/capture.o
+
+EXTENSION = activity_audit
+DATA = sql/activity_audit--0.1.sql
+PGFILEDESC = "activity_audit - audit trail of row changes through the WAL"
+
+PG_CPPFLAGS = -I$(srcdir)/src
+
+# pg_regress: a private cluster with the library preloaded and logical WAL,
+# so the tests can read events back through a test_decoding slot.
+REGRESS = setup track context values capture ddl partition truncate errors
+REGRESS_OPTS = --temp-instance=tmp_regress --temp-config=$(srcdir)/test/regress.conf
+
+ISOLATION = concurrent_ddl
+ISOLATION_OPTS = --temp-instance=tmp_isolation --temp-config=$(srcdir)/test/regress.conf \
+	--inputdir=$(srcdir)/test/isolation --outputdir=output_iso
+
+TAP_TESTS = 1
+PROVE_TESTS = test/t/*.pl
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+EXTRA_CLEAN = tmp_regress tmp_isolation output_iso results regression.diffs regression.out

@@ -1,0 +1,76 @@
+/*-------------------------------------------------------------------------
+ *
+ * activity_audit.c
+ *		Module entry point: library load, preload check, settings.
+ *
+ * The library must be in shared_preload_libraries: that is where the
+ * settings are defined for every backend and where the writer and the event
+ * signing key will live.  Loaded any other way (CREATE EXTENSION, LOAD) it
+ * refuses to audit, so a write that cannot be audited properly fails instead
+ * of happening unaudited.
+ *
+ * This file owns no event logic.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/guc.h"
+
+#include "activity_audit.h"
+
+PG_MODULE_MAGIC;
+
+/* true when loaded through shared_preload_libraries (inherited by fork) */
+bool		aa_preloaded = false;
+
+void		_PG_init(void);
+
+PG_FUNCTION_INFO_V1(activity_audit_check_preload);
+
+/*
+ * Library load.  Remember whether this is the preload; define the audit.*
+ * settings either way so that SET audit.user_id works in any case and
+ * reports the real problem (the missing preload) at the first audited write.
+ */
+void
+_PG_init(void)
+{
+	aa_preloaded = process_shared_preload_libraries_in_progress;
+
+	aa_define_context_gucs();
+
+#if PG_VERSION_NUM >= 150000
+	MarkGUCPrefixReserved("audit");
+#else
+	EmitWarningsOnPlaceholders("audit");
+#endif
+}
+
+/*
+ * Fail closed, with the fix in the hint, unless the library was preloaded.
+ * Called by CREATE EXTENSION, track() and every trigger firing.
+ */
+void
+aa_require_preload(void)
+{
+	if (!aa_preloaded)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("activity_audit must be loaded via shared_preload_libraries"),
+				 errdetail("Changes to audited tables are refused while they cannot be audited."),
+				 errhint("Add 'activity_audit' to shared_preload_libraries in postgresql.conf and restart the server.")));
+}
+
+/*
+ * SQL-callable preload check, run by the extension script so that
+ * CREATE EXTENSION itself fails on a server without the preload.
+ */
+Datum
+activity_audit_check_preload(PG_FUNCTION_ARGS)
+{
+	aa_require_preload();
+	PG_RETURN_VOID();
+}

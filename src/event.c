@@ -1,0 +1,475 @@
+/*-------------------------------------------------------------------------
+ *
+ * event.c
+ *		Assemble one audit event as JSON and write it into the WAL.
+ *
+ * The event is built straight into one buffer, keys in the contract's
+ * order, from the relation cache (relinfo.c), the session settings
+ * (context.c) and the row.  It is then written as a transactional
+ * logical-decoding message with prefix "activity_audit": it becomes durable
+ * with the change and disappears with a rollback of the (sub)transaction.
+ *
+ * Values that are the same for every row of a session (database, client
+ * address, the current role's name) are computed once and reused; nothing
+ * here reads the catalogs per row.
+ *
+ * This file must not decide whether a row is audited (capture.c does).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <sys/socket.h>
+#include <netdb.h>
+
+#include "access/detoast.h"
+#include "access/xact.h"
+#include "commands/dbcommands.h"
+#include "common/ip.h"
+#include "datatype/timestamp.h"
+#include "libpq/libpq-be.h"
+#include "miscadmin.h"
+#include "replication/message.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/datum.h"
+#include "utils/guc.h"
+#include "utils/inval.h"
+#include "utils/memutils.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+
+#include "activity_audit.h"
+
+/* Session-constant pieces, built on first use. */
+static char *db_field = NULL;	/* "db":"..." */
+static char *client_addr_value = NULL;	/* "1.2.3.4" or null */
+static Oid	cached_role = InvalidOid;
+static char *cached_role_value = NULL;	/* "name" */
+
+/* Buffers reused across rows, owned by TopMemoryContext. */
+static StringInfoData event_buf;
+static StringInfoData id_buf;
+static bool buffers_ready = false;
+static bool buffers_busy = false;
+
+static const char *const event_type_names[] = {
+	"CREATE", "UPDATE", "DELETE", "TRUNCATE"
+};
+
+/* Role renames invalidate the cached role name. */
+static void
+role_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	cached_role = InvalidOid;
+}
+
+/* The client's address as inet_client_addr() shows it, or null. */
+static char *
+compute_client_addr(void)
+{
+	char		host[NI_MAXHOST];
+	StringInfoData buf;
+
+	if (MyProcPort == NULL)
+		return "null";
+	switch (MyProcPort->raddr.addr.ss_family)
+	{
+		case AF_INET:
+		case AF_INET6:
+			break;
+		default:
+			return "null";
+	}
+	host[0] = '\0';
+	if (pg_getnameinfo_all(&MyProcPort->raddr.addr, MyProcPort->raddr.salen,
+						   host, sizeof(host), NULL, 0,
+						   NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+		return "null";
+	clean_ipv6_addr(MyProcPort->raddr.addr.ss_family, host);
+	initStringInfo(&buf);
+	aa_json_string(&buf, host, strlen(host));
+	return buf.data;
+}
+
+/* Build the session-constant pieces once per backend. */
+static void
+init_session_values(void)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	StringInfoData buf;
+	char	   *dbname = get_database_name(MyDatabaseId);
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "\"db\":");
+	aa_json_string(&buf, dbname, strlen(dbname));
+	db_field = buf.data;
+	client_addr_value = compute_client_addr();
+	initStringInfo(&event_buf);
+	initStringInfo(&id_buf);
+	CacheRegisterSyscacheCallback(AUTHOID, role_callback, (Datum) 0);
+	buffers_ready = true;
+	MemoryContextSwitchTo(old);
+}
+
+/* current_user as a JSON string, looked up only when the role changes. */
+static const char *
+current_role_value(void)
+{
+	Oid			role = GetUserId();
+
+	if (role != cached_role || cached_role_value == NULL)
+	{
+		char	   *name = GetUserNameFromId(role, false);
+		StringInfoData buf;
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		initStringInfo(&buf);
+		aa_json_string(&buf, name, strlen(name));
+		MemoryContextSwitchTo(old);
+		if (cached_role_value)
+			pfree(cached_role_value);
+		cached_role_value = buf.data;
+		cached_role = role;
+	}
+	return cached_role_value;
+}
+
+/* "timestamp": now, as RFC 3339 UTC with microseconds. */
+static void
+append_timestamp(StringInfo buf, TimestampTz ts)
+{
+	struct pg_tm tm;
+	fsec_t		fsec;
+
+	if (timestamp2tm(ts, NULL, &tm, &fsec, NULL, NULL) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("timestamp out of range")));
+	appendStringInfo(buf, "\"%04d-%02d-%02dT%02d:%02d:%02d.%06dZ\"",
+					 tm.tm_year, tm.tm_mon, tm.tm_mday,
+					 tm.tm_hour, tm.tm_min, tm.tm_sec, (int) fsec);
+}
+
+/* A session setting as a JSON string, or null when empty. */
+static void
+append_setting(StringInfo buf, const char *value)
+{
+	if (value == NULL || value[0] == '\0')
+		appendBinaryStringInfo(buf, "null", 4);
+	else
+		aa_json_string(buf, value, strlen(value));
+}
+
+/* One column's value, honouring redaction. */
+static inline void
+append_column_value(StringInfo buf, AAColumn *col, Datum value, bool isnull)
+{
+	if (col->redacted)
+		appendBinaryStringInfo(buf, "\"[REDACTED]\"", 12);
+	else if (isnull)
+		appendBinaryStringInfo(buf, "null", 4);
+	else
+		aa_value_append(buf, &col->vo, value);
+}
+
+/* Whether an audited column differs between the old and the new row. */
+static bool
+column_changed(AAColumn *col, Datum oldv, bool oldnull, Datum newv, bool newnull)
+{
+	struct varlena *a;
+	struct varlena *b;
+
+	if (oldnull || newnull)
+		return oldnull != newnull;
+	if (datumIsEqual(oldv, newv, col->typbyval, col->typlen))
+		return false;
+	if (col->typlen != -1)
+		return true;
+	/* the same value may be stored compressed, toasted or short-headed */
+	a = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(oldv));
+	b = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(newv));
+	return VARSIZE_ANY_EXHDR(a) != VARSIZE_ANY_EXHDR(b) ||
+		memcmp(VARDATA_ANY(a), VARDATA_ANY(b), VARSIZE_ANY_EXHDR(a)) != 0;
+}
+
+/*
+ * instance_id as plain text into id_buf: the key's text for a one-column
+ * key, a compact JSON array for a composite one.  Returns false when the
+ * table has no primary key (instance_id is null).
+ */
+static bool
+build_instance_id(StringInfo buf, AARelInfo *ri, Datum *values, bool *nulls)
+{
+	int			i;
+
+	resetStringInfo(buf);
+	if (ri->npk == 0)
+		return false;
+	if (ri->npk == 1)
+	{
+		int			a = ri->pkatts[0] - 1;
+
+		if (nulls[a])
+			return false;
+		appendStringInfoString(buf,
+							   OutputFunctionCall(&ri->cols[a].typoutput, values[a]));
+		return true;
+	}
+	appendStringInfoChar(buf, '[');
+	for (i = 0; i < ri->npk; i++)
+	{
+		int			a = ri->pkatts[i] - 1;
+
+		if (i > 0)
+			appendStringInfoChar(buf, ',');
+		if (nulls[a])
+			appendBinaryStringInfo(buf, "null", 4);
+		else
+			aa_value_append(buf, &ri->cols[a].vo, values[a]);
+	}
+	appendStringInfoChar(buf, ']');
+	return true;
+}
+
+/*
+ * Everything up to and including "instance_id": shared by row and TRUNCATE
+ * events.  'id' is NULL when there is no instance id.
+ */
+static void
+append_head(StringInfo buf, AARelInfo *ri, AAEventType type, StringInfo id)
+{
+	const char *tname = event_type_names[type];
+
+	appendBinaryStringInfo(buf, "{\"timestamp\":", 13);
+	append_timestamp(buf, GetCurrentTimestamp());
+	appendStringInfoString(buf, ",\"level\":\"AUDIT\",\"name\":\"audit.model\",\"message\":\"");
+	appendStringInfoString(buf, tname);
+	appendBinaryStringInfo(buf, " event by ", 10);
+	appendStringInfoString(buf, ri->model);
+	if (id != NULL)
+	{
+		appendBinaryStringInfo(buf, " (id: ", 6);
+		aa_json_string_body(buf, id->data, id->len);
+		appendStringInfoChar(buf, ')');
+	}
+	appendBinaryStringInfo(buf, "\",\"request_id\":", 15);
+	append_setting(buf, aa_request_id);
+	appendBinaryStringInfo(buf, ",\"service_name\":", 16);
+	aa_json_string(buf, aa_service_name ? aa_service_name : "",
+				   aa_service_name ? strlen(aa_service_name) : 0);
+	appendStringInfoChar(buf, ',');
+	appendStringInfoString(buf, ri->model_field);
+	appendStringInfo(buf, ",\"event_type\":\"%s\",\"instance_id\":", tname);
+	if (id != NULL)
+		aa_json_string(buf, id->data, id->len);
+	else
+		appendBinaryStringInfo(buf, "null", 4);
+}
+
+/* Everything after instance_repr/changes, then the closing brace. */
+static void
+append_tail(StringInfo buf, AARelInfo *ri)
+{
+	appendBinaryStringInfo(buf, ",\"user_id\":", 11);
+	append_setting(buf, aa_user_id);
+	appendBinaryStringInfo(buf, ",\"user_info\":", 13);
+	if (aa_user_info && aa_user_info[0] != '\0')
+		appendStringInfoString(buf, aa_user_info);
+	else
+		appendBinaryStringInfo(buf, "null", 4);
+	appendBinaryStringInfo(buf, ",\"extra\":", 9);
+	if (aa_extra && aa_extra[0] != '\0')
+		appendStringInfoString(buf, aa_extra);
+	else
+		appendBinaryStringInfo(buf, "{}", 2);
+	appendStringInfoChar(buf, ',');
+	appendStringInfoString(buf, ri->where_fields);
+	appendStringInfoChar(buf, ',');
+	appendStringInfoString(buf, db_field);
+	appendBinaryStringInfo(buf, ",\"db_user\":", 11);
+	appendStringInfoString(buf, current_role_value());
+	appendBinaryStringInfo(buf, ",\"application_name\":", 20);
+	append_setting(buf, application_name);
+	appendBinaryStringInfo(buf, ",\"client_addr\":", 15);
+	appendStringInfoString(buf, client_addr_value);
+	appendStringInfo(buf, ",\"backend_pid\":%d,\"txid\":" UINT64_FORMAT "}",
+					 MyProcPid,
+					 U64FromFullTransactionId(GetTopFullTransactionId()));
+}
+
+/* Write the finished event into the WAL as a transactional message. */
+static void
+write_event(StringInfo buf)
+{
+#if PG_VERSION_NUM >= 170000
+	LogLogicalMessage(AA_MESSAGE_PREFIX, buf->data, buf->len, true, false);
+#else
+	LogLogicalMessage(AA_MESSAGE_PREFIX, buf->data, buf->len, true);
+#endif
+}
+
+/*
+ * Claim the reusable buffers, or hand out fresh ones if an event is already
+ * being built further up the stack (a cast function that writes to an
+ * audited table, say).  Returns whether the shared buffers were claimed.
+ */
+static bool
+claim_buffers(StringInfo *ev, StringInfo *id)
+{
+	if (!buffers_ready)
+		init_session_values();
+	if (buffers_busy)
+	{
+		*ev = makeStringInfo();
+		*id = makeStringInfo();
+		return false;
+	}
+	resetStringInfo(&event_buf);
+	resetStringInfo(&id_buf);
+	*ev = &event_buf;
+	*id = &id_buf;
+	buffers_busy = true;
+	return true;
+}
+
+/* Give the buffers back; shrink one that a huge row blew up. */
+static void
+release_buffers(void)
+{
+	buffers_busy = false;
+	if (event_buf.maxlen > 8 * 1024 * 1024)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		pfree(event_buf.data);
+		initStringInfo(&event_buf);
+		MemoryContextSwitchTo(old);
+	}
+}
+
+/*
+ * Build and write the event of one row change.  For UPDATE, returns without
+ * an event when no audited column changed, unless log_noop_updates is set.
+ * The caller runs this in a memory context it resets after each row.
+ */
+void
+aa_emit_row_event(AARelInfo *ri, AAEventType type,
+				  TupleTableSlot *oldslot, TupleTableSlot *newslot)
+{
+	TupleTableSlot *rowslot = (type == AA_EVENT_DELETE) ? oldslot : newslot;
+	Datum	   *values;
+	bool	   *nulls;
+	StringInfo	buf;
+	StringInfo	id;
+	bool		claimed;
+	bool		has_id;
+	bool		first;
+	int			i;
+	bool	   *changed = NULL;
+
+	slot_getallattrs(rowslot);
+	values = rowslot->tts_values;
+	nulls = rowslot->tts_isnull;
+
+	if (type == AA_EVENT_UPDATE)
+	{
+		bool		any = false;
+
+		slot_getallattrs(oldslot);
+		changed = palloc0(sizeof(bool) * ri->natts);
+		for (i = 0; i < ri->natts; i++)
+		{
+			AAColumn   *col = &ri->cols[i];
+
+			if (col->dropped || col->excluded)
+				continue;
+			changed[i] = column_changed(col,
+										oldslot->tts_values[i], oldslot->tts_isnull[i],
+										values[i], nulls[i]);
+			any |= changed[i];
+		}
+		if (!any && !ri->log_noop_updates)
+			return;
+	}
+
+	claimed = claim_buffers(&buf, &id);
+	PG_TRY();
+	{
+		has_id = build_instance_id(id, ri, values, nulls);
+		append_head(buf, ri, type, has_id ? id : NULL);
+
+		appendBinaryStringInfo(buf, ",\"instance_repr\":{", 18);
+		first = true;
+		for (i = 0; i < ri->natts; i++)
+		{
+			AAColumn   *col = &ri->cols[i];
+
+			if (col->dropped || col->excluded)
+				continue;
+			if (!first)
+				appendStringInfoChar(buf, ',');
+			first = false;
+			appendBinaryStringInfo(buf, col->key, col->keylen);
+			append_column_value(buf, col, values[i], nulls[i]);
+		}
+		appendStringInfoChar(buf, '}');
+
+		if (type == AA_EVENT_UPDATE)
+		{
+			appendBinaryStringInfo(buf, ",\"changes\":{", 12);
+			first = true;
+			for (i = 0; i < ri->natts; i++)
+			{
+				AAColumn   *col = &ri->cols[i];
+
+				if (!changed[i])
+					continue;
+				if (!first)
+					appendStringInfoChar(buf, ',');
+				first = false;
+				appendBinaryStringInfo(buf, col->key, col->keylen);
+				appendBinaryStringInfo(buf, "{\"old\":", 7);
+				append_column_value(buf, col, oldslot->tts_values[i],
+									oldslot->tts_isnull[i]);
+				appendBinaryStringInfo(buf, ",\"new\":", 7);
+				append_column_value(buf, col, values[i], nulls[i]);
+				appendStringInfoChar(buf, '}');
+			}
+			appendStringInfoChar(buf, '}');
+		}
+
+		append_tail(buf, ri);
+		write_event(buf);
+	}
+	PG_FINALLY();
+	{
+		if (claimed)
+			release_buffers();
+	}
+	PG_END_TRY();
+}
+
+/* Build and write the event of a TRUNCATE of the relation. */
+void
+aa_emit_truncate_event(AARelInfo *ri)
+{
+	StringInfo	buf;
+	StringInfo	id;
+	bool		claimed;
+
+	claimed = claim_buffers(&buf, &id);
+	PG_TRY();
+	{
+		append_head(buf, ri, AA_EVENT_TRUNCATE, NULL);
+		appendBinaryStringInfo(buf, ",\"instance_repr\":null", 21);
+		append_tail(buf, ri);
+		write_event(buf);
+	}
+	PG_FINALLY();
+	{
+		if (claimed)
+			release_buffers();
+	}
+	PG_END_TRY();
+}

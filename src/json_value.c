@@ -1,0 +1,524 @@
+/*-------------------------------------------------------------------------
+ *
+ * json_value.c
+ *		Column values to JSON text, exactly as to_jsonb() would see them.
+ *
+ * to_jsonb() is the contract's oracle for instance_repr and changes, so the
+ * classification here follows jsonb_categorize_type(): domains are looked
+ * through, numbers stay numbers when their text is a valid JSON number,
+ * date/time types use the JSON date encoding, json and jsonb are embedded,
+ * arrays and composites nest, user types with a cast to json use it, and
+ * everything else becomes its output function's text as a JSON string.
+ *
+ * Classification happens once per column (aa_value_out_init, called while a
+ * relation's cache entry is built); aa_value_append does no catalog work.
+ *
+ * Output is always pure ASCII on one line: non-ASCII characters are written
+ * as \uXXXX escapes (as Python's json.dumps does by default), so an event
+ * reads the same whatever the encoding of whoever consumes it.
+ *
+ * This file must not know about events, triggers or relations.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "common/jsonapi.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "parser/parse_coerce.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/typcache.h"
+
+#include "activity_audit.h"
+
+/* Bytes that cannot be copied verbatim into a JSON string. */
+static bool escape_needed[256];
+static bool escape_table_ready = false;
+
+static const char hexdigit[] = "0123456789abcdef";
+
+/*
+ * Fill the lookup table on first use; a table lets the hot loop copy runs of
+ * plain characters without a branch per character class.
+ */
+static void
+init_escape_table(void)
+{
+	int			c;
+
+	for (c = 0; c < 256; c++)
+		escape_needed[c] = (c < 0x20 || c == '"' || c == '\\' || c >= 0x80);
+	escape_table_ready = true;
+}
+
+/* Write one \uXXXX escape. */
+static inline void
+append_u_escape(StringInfo buf, unsigned int code)
+{
+	char		esc[6];
+
+	esc[0] = '\\';
+	esc[1] = 'u';
+	esc[2] = hexdigit[(code >> 12) & 0xF];
+	esc[3] = hexdigit[(code >> 8) & 0xF];
+	esc[4] = hexdigit[(code >> 4) & 0xF];
+	esc[5] = hexdigit[code & 0xF];
+	appendBinaryStringInfo(buf, esc, 6);
+}
+
+/*
+ * Escape one non-ASCII UTF-8 sequence starting at s (at most 'remain' bytes)
+ * as \u escapes, using a surrogate pair beyond the BMP.  Returns the bytes
+ * consumed.  A byte that does not start a legal sequence (possible only in a
+ * SQL_ASCII database) is written as the code point of the same value, so
+ * nothing is dropped and the output stays valid JSON.
+ */
+static int
+append_non_ascii(StringInfo buf, const unsigned char *s, int remain)
+{
+	int			len = pg_utf_mblen(s);
+	pg_wchar	code;
+
+	if (len > remain || !pg_utf8_islegal(s, len))
+	{
+		append_u_escape(buf, s[0]);
+		return 1;
+	}
+	code = utf8_to_unicode(s);
+	if (code > 0xFFFF)
+	{
+		code -= 0x10000;
+		append_u_escape(buf, 0xD800 + (code >> 10));
+		append_u_escape(buf, 0xDC00 + (code & 0x3FF));
+	}
+	else
+		append_u_escape(buf, code);
+	return len;
+}
+
+/*
+ * Text in the server encoding, converted to UTF-8 when it is neither UTF-8
+ * nor SQL_ASCII (whose bytes have no defined meaning to convert from).
+ */
+static const char *
+to_utf8(const char *s, int *len)
+{
+	int			enc = GetDatabaseEncoding();
+	char	   *conv;
+
+	if (enc == PG_UTF8 || enc == PG_SQL_ASCII)
+		return s;
+	conv = pg_server_to_any(s, *len, PG_UTF8);
+	if (conv != s)
+		*len = strlen(conv);
+	return conv;
+}
+
+/*
+ * Append the body of a JSON string (no surrounding quotes) for 'len' bytes
+ * of server-encoded text.  Used directly where a string is assembled from
+ * several pieces, as in the event's message.
+ */
+void
+aa_json_string_body(StringInfo buf, const char *s, int len)
+{
+	const unsigned char *p;
+	const unsigned char *end;
+
+	if (!escape_table_ready)
+		init_escape_table();
+	s = to_utf8(s, &len);
+	p = (const unsigned char *) s;
+	end = p + len;
+	while (p < end)
+	{
+		const unsigned char *run = p;
+
+		while (p < end && !escape_needed[*p])
+			p++;
+		if (p > run)
+			appendBinaryStringInfo(buf, (const char *) run, p - run);
+		if (p >= end)
+			break;
+		switch (*p)
+		{
+			case '"':
+				appendBinaryStringInfo(buf, "\\\"", 2);
+				break;
+			case '\\':
+				appendBinaryStringInfo(buf, "\\\\", 2);
+				break;
+			case '\b':
+				appendBinaryStringInfo(buf, "\\b", 2);
+				break;
+			case '\f':
+				appendBinaryStringInfo(buf, "\\f", 2);
+				break;
+			case '\n':
+				appendBinaryStringInfo(buf, "\\n", 2);
+				break;
+			case '\r':
+				appendBinaryStringInfo(buf, "\\r", 2);
+				break;
+			case '\t':
+				appendBinaryStringInfo(buf, "\\t", 2);
+				break;
+			default:
+				if (*p < 0x80)
+				{
+					append_u_escape(buf, *p);
+					break;
+				}
+				p += append_non_ascii(buf, p, end - p);
+				continue;
+		}
+		p++;
+	}
+}
+
+/* Append a quoted JSON string. */
+void
+aa_json_string(StringInfo buf, const char *s, int len)
+{
+	appendStringInfoCharMacro(buf, '"');
+	aa_json_string_body(buf, s, len);
+	appendStringInfoCharMacro(buf, '"');
+}
+
+/*
+ * Append already-valid JSON text without insignificant whitespace and with
+ * non-ASCII characters escaped, so that json values, jsonb output and
+ * session-supplied objects never put a newline or raw byte into an event.
+ * Returns false if the text ends inside a string (it was not valid JSON).
+ */
+bool
+aa_json_compact(StringInfo buf, const char *json, int len)
+{
+	const unsigned char *p;
+	const unsigned char *end;
+	bool		in_string = false;
+
+	json = to_utf8(json, &len);
+	p = (const unsigned char *) json;
+	end = p + len;
+	while (p < end)
+	{
+		unsigned char c = *p;
+
+		if (in_string)
+		{
+			if (c == '\\' && p + 1 < end)
+			{
+				appendBinaryStringInfo(buf, (const char *) p, 2);
+				p += 2;
+				continue;
+			}
+			if (c == '"')
+				in_string = false;
+			if (c >= 0x80)
+			{
+				p += append_non_ascii(buf, p, end - p);
+				continue;
+			}
+			if (c < 0x20)
+				append_u_escape(buf, c);
+			else
+				appendStringInfoCharMacro(buf, c);
+		}
+		else if (c == '"')
+		{
+			in_string = true;
+			appendStringInfoCharMacro(buf, c);
+		}
+		else if (c != ' ' && c != '\t' && c != '\n' && c != '\r')
+			appendStringInfoCharMacro(buf, c);
+		p++;
+	}
+	return !in_string;
+}
+
+/*
+ * Classify a type the way jsonb_categorize_type() does and prepare what
+ * serializing its values needs (output function, element or attribute
+ * descriptions), allocated in mcxt so it lives as long as the cache entry.
+ */
+void
+aa_value_out_init(AAValueOut *vo, Oid typid, MemoryContext mcxt)
+{
+	Oid			funcoid = InvalidOid;
+	bool		isvarlena;
+
+	check_stack_depth();
+	memset(vo, 0, sizeof(AAValueOut));
+	typid = getBaseType(typid);
+	vo->typid = typid;
+
+	switch (typid)
+	{
+		case BOOLOID:
+			vo->category = AAJ_BOOL;
+			break;
+		case INT2OID:
+			vo->category = AAJ_INT2;
+			break;
+		case INT4OID:
+			vo->category = AAJ_INT4;
+			break;
+		case INT8OID:
+			vo->category = AAJ_INT8;
+			break;
+		case FLOAT4OID:
+		case FLOAT8OID:
+		case NUMERICOID:
+			vo->category = AAJ_NUMERIC;
+			getTypeOutputInfo(typid, &funcoid, &isvarlena);
+			break;
+		case DATEOID:
+		case TIMESTAMPOID:
+		case TIMESTAMPTZOID:
+			vo->category = AAJ_DATETIME;
+			break;
+		case JSONOID:
+			vo->category = AAJ_JSON;
+			break;
+		case JSONBOID:
+			vo->category = AAJ_JSONB;
+			break;
+		default:
+			vo->elemtype = get_element_type(typid);
+			if (OidIsValid(vo->elemtype))
+			{
+				vo->category = AAJ_ARRAY;
+				get_typlenbyvalalign(vo->elemtype, &vo->elmlen,
+									 &vo->elmbyval, &vo->elmalign);
+				vo->elem = MemoryContextAlloc(mcxt, sizeof(AAValueOut));
+				aa_value_out_init(vo->elem, vo->elemtype, mcxt);
+			}
+			else if (type_is_rowtype(typid))
+			{
+				TupleDesc	desc = lookup_rowtype_tupdesc(typid, -1);
+				MemoryContext old = MemoryContextSwitchTo(mcxt);
+				int			i;
+
+				vo->category = AAJ_COMPOSITE;
+				vo->tupdesc = CreateTupleDescCopy(desc);
+				ReleaseTupleDesc(desc);
+				vo->atts = palloc0(sizeof(AAValueOut) * vo->tupdesc->natts);
+				vo->attkeys = palloc0(sizeof(char *) * vo->tupdesc->natts);
+				MemoryContextSwitchTo(old);
+				for (i = 0; i < vo->tupdesc->natts; i++)
+				{
+					Form_pg_attribute att = TupleDescAttr(vo->tupdesc, i);
+					StringInfoData key;
+
+					if (att->attisdropped)
+						continue;
+					aa_value_out_init(&vo->atts[i], att->atttypid, mcxt);
+					old = MemoryContextSwitchTo(mcxt);
+					initStringInfo(&key);
+					aa_json_string(&key, NameStr(att->attname),
+								   strlen(NameStr(att->attname)));
+					appendStringInfoChar(&key, ':');
+					vo->attkeys[i] = key.data;
+					MemoryContextSwitchTo(old);
+				}
+			}
+			else
+			{
+				Oid			castfunc = InvalidOid;
+
+				vo->category = AAJ_OTHER;
+				/* like to_jsonb, honour a cast to json of non-built-in types */
+				if (typid >= FirstNormalObjectId &&
+					find_coercion_pathway(JSONOID, typid, COERCION_EXPLICIT,
+										  &castfunc) == COERCION_PATH_FUNC &&
+					OidIsValid(castfunc))
+				{
+					vo->category = AAJ_CAST;
+					funcoid = castfunc;
+				}
+				else
+					getTypeOutputInfo(typid, &funcoid, &isvarlena);
+			}
+			break;
+	}
+	if (OidIsValid(funcoid))
+		fmgr_info_cxt(funcoid, &vo->func, mcxt);
+}
+
+/* One dimension of an array, recursing into inner dimensions. */
+static void
+append_array_dim(StringInfo buf, AAValueOut *elem, int dim, int ndims,
+				 int *dims, Datum *vals, bool *nulls, int *pos)
+{
+	int			i;
+
+	appendStringInfoCharMacro(buf, '[');
+	for (i = 0; i < dims[dim]; i++)
+	{
+		if (i > 0)
+			appendStringInfoCharMacro(buf, ',');
+		if (dim + 1 == ndims)
+		{
+			if (nulls[*pos])
+				appendBinaryStringInfo(buf, "null", 4);
+			else
+				aa_value_append(buf, elem, vals[*pos]);
+			(*pos)++;
+		}
+		else
+			append_array_dim(buf, elem, dim + 1, ndims, dims, vals, nulls, pos);
+	}
+	appendStringInfoCharMacro(buf, ']');
+}
+
+/* An array value, nested by dimension as array_to_jsonb() does. */
+static void
+append_array(StringInfo buf, AAValueOut *vo, Datum value)
+{
+	ArrayType  *arr = DatumGetArrayTypeP(value);
+	int			ndims = ARR_NDIM(arr);
+	Datum	   *vals;
+	bool	   *nulls;
+	int			nitems;
+	int			pos = 0;
+
+	if (ndims <= 0 || ArrayGetNItems(ndims, ARR_DIMS(arr)) == 0)
+	{
+		appendBinaryStringInfo(buf, "[]", 2);
+		return;
+	}
+	deconstruct_array(arr, vo->elemtype, vo->elmlen, vo->elmbyval,
+					  vo->elmalign, &vals, &nulls, &nitems);
+	append_array_dim(buf, vo->elem, 0, ndims, ARR_DIMS(arr), vals, nulls, &pos);
+	pfree(vals);
+	pfree(nulls);
+}
+
+/* A composite value, as an object of its live attributes. */
+static void
+append_composite(StringInfo buf, AAValueOut *vo, Datum value)
+{
+	HeapTupleHeader td = DatumGetHeapTupleHeader(value);
+	HeapTupleData tuple;
+	TupleDesc	desc = vo->tupdesc;
+	Datum	   *vals = palloc(sizeof(Datum) * desc->natts);
+	bool	   *nulls = palloc(sizeof(bool) * desc->natts);
+	bool		first = true;
+	int			i;
+
+	tuple.t_len = HeapTupleHeaderGetDatumLength(td);
+	ItemPointerSetInvalid(&tuple.t_self);
+	tuple.t_tableOid = InvalidOid;
+	tuple.t_data = td;
+	heap_deform_tuple(&tuple, desc, vals, nulls);
+
+	appendStringInfoCharMacro(buf, '{');
+	for (i = 0; i < desc->natts; i++)
+	{
+		if (TupleDescAttr(desc, i)->attisdropped)
+			continue;
+		if (!first)
+			appendStringInfoCharMacro(buf, ',');
+		first = false;
+		appendStringInfoString(buf, vo->attkeys[i]);
+		if (nulls[i])
+			appendBinaryStringInfo(buf, "null", 4);
+		else
+			aa_value_append(buf, &vo->atts[i], vals[i]);
+	}
+	appendStringInfoCharMacro(buf, '}');
+	pfree(vals);
+	pfree(nulls);
+}
+
+/*
+ * Append a non-null value as JSON.  Allocations go to the current memory
+ * context, which the caller resets after each row.
+ */
+void
+aa_value_append(StringInfo buf, AAValueOut *vo, Datum value)
+{
+	char		num[MAXINT8LEN + 1];
+	char	   *str;
+	int			len;
+
+	switch (vo->category)
+	{
+		case AAJ_INT2:
+			len = pg_ltoa(DatumGetInt16(value), num);
+			appendBinaryStringInfo(buf, num, len);
+			break;
+		case AAJ_INT4:
+			len = pg_ltoa(DatumGetInt32(value), num);
+			appendBinaryStringInfo(buf, num, len);
+			break;
+		case AAJ_INT8:
+			len = pg_lltoa(DatumGetInt64(value), num);
+			appendBinaryStringInfo(buf, num, len);
+			break;
+		case AAJ_BOOL:
+			if (DatumGetBool(value))
+				appendBinaryStringInfo(buf, "true", 4);
+			else
+				appendBinaryStringInfo(buf, "false", 5);
+			break;
+		case AAJ_NUMERIC:
+			str = OutputFunctionCall(&vo->func, value);
+			len = strlen(str);
+			/* NaN and the infinities are not JSON numbers: to_jsonb quotes them */
+			if (IsValidJsonNumber(str, len))
+				appendBinaryStringInfo(buf, str, len);
+			else
+				aa_json_string(buf, str, len);
+			break;
+		case AAJ_DATETIME:
+			{
+				char		dt[MAXDATELEN + 1];
+
+				JsonEncodeDateTime(dt, value, vo->typid, NULL);
+				aa_json_string(buf, dt, strlen(dt));
+			}
+			break;
+		case AAJ_JSON:
+			{
+				text	   *t = DatumGetTextPP(value);
+
+				aa_json_compact(buf, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+			}
+			break;
+		case AAJ_JSONB:
+			{
+				Jsonb	   *jb = DatumGetJsonbP(value);
+
+				str = JsonbToCString(NULL, &jb->root, VARSIZE(jb));
+				aa_json_compact(buf, str, strlen(str));
+			}
+			break;
+		case AAJ_CAST:
+			{
+				text	   *t = DatumGetTextPP(FunctionCall1(&vo->func, value));
+
+				aa_json_compact(buf, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+			}
+			break;
+		case AAJ_ARRAY:
+			append_array(buf, vo, value);
+			break;
+		case AAJ_COMPOSITE:
+			append_composite(buf, vo, value);
+			break;
+		case AAJ_OTHER:
+			str = OutputFunctionCall(&vo->func, value);
+			aa_json_string(buf, str, strlen(str));
+			break;
+	}
+}

@@ -1,0 +1,382 @@
+/*-------------------------------------------------------------------------
+ *
+ * relinfo.c
+ *		Per-trigger cache of what the audit trigger needs to know about a
+ *		relation: its columns and how to serialize them, its primary key,
+ *		its model name and the exclude/redact/no-op settings.
+ *
+ * Everything that needs the catalogs is done here, once, when a trigger
+ * first fires after the relation (or a type, schema) changed; the per-row
+ * path in event.c reads only this cache.  Entries are keyed by trigger OID,
+ * because a trigger's arguments are its configuration, and are marked
+ * invalid by relcache and syscache invalidation callbacks.  Callbacks only
+ * mark; the rebuild happens at the next firing, when nothing is using the
+ * old entry.
+ *
+ * The configuration is the trigger's single argument, a JSON object:
+ *	 {"model": "Patient", "exclude": ["ssn"], "redact": ["email"],
+ *	  "log_noop_updates": false}
+ * with every key optional.  activity_audit.track() writes it; users who
+ * create the trigger by hand may write it themselves.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/relation.h"
+#include "catalog/pg_index.h"
+#include "common/jsonapi.h"
+#include "mb/pg_wchar.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+
+#include "activity_audit.h"
+
+static HTAB *relinfo_hash = NULL;
+static MemoryContext relinfo_cxt = NULL;
+
+/* Configuration parsed from the trigger argument. */
+typedef struct AAConfig
+{
+	char	   *model;
+	List	   *exclude;		/* of char * */
+	List	   *redact;			/* of char * */
+	bool		log_noop_updates;
+} AAConfig;
+
+/* Mark entries of one relation (or all, for InvalidOid) for rebuild. */
+static void
+invalidate_entries(Oid relid)
+{
+	HASH_SEQ_STATUS status;
+	AARelInfo  *entry;
+
+	if (relinfo_hash == NULL)
+		return;
+	hash_seq_init(&status, relinfo_hash);
+	while ((entry = hash_seq_search(&status)) != NULL)
+	{
+		if (!OidIsValid(relid) || entry->relid == relid)
+			entry->valid = false;
+	}
+}
+
+/* Relcache callback: the relation's columns, triggers or keys may differ. */
+static void
+relcache_callback(Datum arg, Oid relid)
+{
+	invalidate_entries(relid);
+}
+
+/*
+ * Syscache callback for types and schemas: a composite type's attributes or
+ * a schema's name are baked into entries, and such changes are rare enough
+ * to simply rebuild everything.
+ */
+static void
+syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	invalidate_entries(InvalidOid);
+}
+
+/* Create the hash table and register the callbacks, once per backend. */
+static void
+init_relinfo_hash(void)
+{
+	HASHCTL		ctl;
+
+	relinfo_cxt = AllocSetContextCreate(CacheMemoryContext,
+										"activity_audit relation cache",
+										ALLOCSET_DEFAULT_SIZES);
+	ctl.keysize = sizeof(Oid);
+	ctl.entrysize = sizeof(AARelInfo);
+	ctl.hcxt = relinfo_cxt;
+	relinfo_hash = hash_create("activity_audit relation cache", 64, &ctl,
+							   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	CacheRegisterRelcacheCallback(relcache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(TYPEOID, syscache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(NAMESPACEOID, syscache_callback, (Datum) 0);
+}
+
+/* Report a malformed trigger argument, naming the trigger and table. */
+static void
+config_error(Relation rel, Trigger *trigger, const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid configuration in trigger \"%s\" on table \"%s\"",
+					trigger->tgname, RelationGetRelationName(rel)),
+			 errdetail_internal("%s", detail),
+			 errhint("Use activity_audit.track() to configure auditing, or pass one JSON object such as '{\"model\": \"Patient\", \"exclude\": [\"ssn\"], \"redact\": [\"email\"]}' to activity_audit.capture().")));
+}
+
+/* A JSON array of column names from the configuration, as a List. */
+static List *
+config_name_list(Relation rel, Trigger *trigger, JsonbValue *v,
+				 const char *key)
+{
+	JsonbIterator *it;
+	JsonbValue	elem;
+	JsonbIteratorToken tok;
+	List	   *names = NIL;
+
+	if (v->type != jbvBinary || !JsonContainerIsArray(v->val.binary.data))
+		config_error(rel, trigger,
+					 psprintf("\"%s\" must be an array of column names.", key));
+	it = JsonbIteratorInit(v->val.binary.data);
+	while ((tok = JsonbIteratorNext(&it, &elem, true)) != WJB_DONE)
+	{
+		if (tok != WJB_ELEM)
+			continue;
+		if (elem.type != jbvString)
+			config_error(rel, trigger,
+						 psprintf("\"%s\" must contain only column names (strings).", key));
+		names = lappend(names, pnstrdup(elem.val.string.val,
+										elem.val.string.len));
+	}
+	return names;
+}
+
+/*
+ * Parse the trigger's argument.  Unknown keys are errors rather than being
+ * ignored: a misspelt "redcat" must not silently leave a column in clear.
+ */
+static void
+parse_config(Relation rel, Trigger *trigger, AAConfig *cfg)
+{
+	JsonLexContext *lex;
+	Jsonb	   *jb;
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	char	   *arg;
+
+	memset(cfg, 0, sizeof(AAConfig));
+	if (trigger->tgnargs == 0)
+		return;
+	if (trigger->tgnargs > 1)
+		config_error(rel, trigger, "activity_audit.capture() takes at most one argument.");
+
+	arg = trigger->tgargs[0];
+	lex = makeJsonLexContextCstringLen(arg, strlen(arg),
+									   GetDatabaseEncoding(), true);
+	if (pg_parse_json(lex, &nullSemAction) != JSON_SUCCESS)
+		config_error(rel, trigger, "The argument is not valid JSON.");
+	jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(arg)));
+	if (!JB_ROOT_IS_OBJECT(jb))
+		config_error(rel, trigger, "The argument must be a JSON object.");
+
+	it = JsonbIteratorInit(&jb->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		char	   *key;
+
+		if (tok != WJB_KEY)
+			continue;
+		key = pnstrdup(v.val.string.val, v.val.string.len);
+		tok = JsonbIteratorNext(&it, &v, true);
+		if (strcmp(key, "model") == 0)
+		{
+			if (v.type == jbvNull)
+				continue;
+			if (v.type != jbvString || v.val.string.len == 0)
+				config_error(rel, trigger, "\"model\" must be a non-empty string.");
+			cfg->model = pnstrdup(v.val.string.val, v.val.string.len);
+		}
+		else if (strcmp(key, "exclude") == 0)
+			cfg->exclude = config_name_list(rel, trigger, &v, key);
+		else if (strcmp(key, "redact") == 0)
+			cfg->redact = config_name_list(rel, trigger, &v, key);
+		else if (strcmp(key, "log_noop_updates") == 0)
+		{
+			if (v.type != jbvBool)
+				config_error(rel, trigger, "\"log_noop_updates\" must be true or false.");
+			cfg->log_noop_updates = v.val.boolean;
+		}
+		else
+			config_error(rel, trigger,
+						 psprintf("Unknown key \"%s\"; the keys are model, exclude, redact and log_noop_updates.", key));
+	}
+}
+
+/*
+ * Flag the columns named in an exclude or redact list.  A name that matches
+ * no column fails the write: the list may have been written for a column
+ * since renamed, and auditing a column the user meant to hide would leak it.
+ */
+static void
+mark_columns(Relation rel, AARelInfo *ri, List *names, bool redact)
+{
+	ListCell   *lc;
+
+	foreach(lc, names)
+	{
+		char	   *name = lfirst(lc);
+		int			i;
+		bool		found = false;
+
+		for (i = 0; i < ri->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), i);
+
+			if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
+			{
+				if (redact)
+					ri->cols[i].redacted = true;
+				else
+					ri->cols[i].excluded = true;
+				found = true;
+				break;
+			}
+		}
+		if (!found)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column \"%s\" listed in %s of the audit configuration of table \"%s\" does not exist",
+							name, redact ? "redact" : "exclude",
+							RelationGetRelationName(rel)),
+					 errdetail("The write is refused because it cannot be audited as configured."),
+					 errhint("Run activity_audit.track() again with the table's current column names.")));
+	}
+}
+
+/* Primary key columns, in key order, from the relation's primary key index. */
+static void
+load_primary_key(Relation rel, AARelInfo *ri)
+{
+	Oid			pkoid = RelationGetPrimaryKeyIndex(rel);
+	Relation	idx;
+	int			i;
+
+	ri->npk = 0;
+	ri->pkatts = NULL;
+	if (!OidIsValid(pkoid))
+		return;
+	idx = index_open(pkoid, AccessShareLock);
+	ri->npk = idx->rd_index->indnkeyatts;
+	ri->pkatts = palloc(sizeof(AttrNumber) * ri->npk);
+	for (i = 0; i < ri->npk; i++)
+		ri->pkatts[i] = idx->rd_index->indkey.values[i];
+	index_close(idx, AccessShareLock);
+}
+
+/* A quoted JSON field "key":"value" with the value escaped. */
+static void
+append_field(StringInfo buf, const char *key, const char *value)
+{
+	appendStringInfo(buf, "\"%s\":", key);
+	aa_json_string(buf, value, strlen(value));
+}
+
+/*
+ * Build a fresh entry.  Work happens in a context under the caller's, so an
+ * error part way leaves nothing behind; only a finished entry is moved under
+ * the long-lived cache context.
+ */
+static void
+build_entry(AARelInfo *ri, Relation rel, Trigger *trigger)
+{
+	MemoryContext mcxt;
+	MemoryContext old;
+	TupleDesc	desc = RelationGetDescr(rel);
+	AAConfig	cfg;
+	StringInfoData buf;
+	int			i;
+
+	mcxt = AllocSetContextCreate(CurrentMemoryContext,
+								 "activity_audit relation",
+								 ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(mcxt);
+
+	parse_config(rel, trigger, &cfg);
+
+	ri->relid = RelationGetRelid(rel);
+	ri->natts = desc->natts;
+	ri->cols = palloc0(sizeof(AAColumn) * desc->natts);
+	ri->log_noop_updates = cfg.log_noop_updates;
+
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		AAColumn   *col = &ri->cols[i];
+		Oid			outfunc;
+		bool		isvarlena;
+
+		col->dropped = att->attisdropped;
+		if (col->dropped)
+			continue;
+		initStringInfo(&buf);
+		aa_json_string(&buf, NameStr(att->attname), strlen(NameStr(att->attname)));
+		appendStringInfoChar(&buf, ':');
+		col->key = buf.data;
+		col->keylen = buf.len;
+		col->typlen = att->attlen;
+		col->typbyval = att->attbyval;
+		getTypeOutputInfo(att->atttypid, &outfunc, &isvarlena);
+		fmgr_info_cxt(outfunc, &col->typoutput, mcxt);
+		aa_value_out_init(&col->vo, att->atttypid, mcxt);
+	}
+	mark_columns(rel, ri, cfg.exclude, false);
+	mark_columns(rel, ri, cfg.redact, true);
+	load_primary_key(rel, ri);
+
+	initStringInfo(&buf);
+	aa_json_string_body(&buf, cfg.model ? cfg.model : RelationGetRelationName(rel),
+						strlen(cfg.model ? cfg.model : RelationGetRelationName(rel)));
+	ri->model = buf.data;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "\"model\":\"%s\"", ri->model);
+	ri->model_field = buf.data;
+
+	initStringInfo(&buf);
+	append_field(&buf, "schema", get_namespace_name(RelationGetNamespace(rel)));
+	appendStringInfoChar(&buf, ',');
+	append_field(&buf, "table", RelationGetRelationName(rel));
+	ri->where_fields = buf.data;
+
+	MemoryContextSwitchTo(old);
+	MemoryContextSetParent(mcxt, relinfo_cxt);
+	ri->mcxt = mcxt;
+	ri->valid = true;
+}
+
+/*
+ * The cache entry for this trigger on this relation, rebuilt if anything it
+ * depends on changed since it was made.
+ */
+AARelInfo *
+aa_get_relinfo(Relation rel, Trigger *trigger)
+{
+	AARelInfo  *ri;
+	bool		found;
+
+	if (relinfo_hash == NULL)
+		init_relinfo_hash();
+
+	ri = hash_search(relinfo_hash, &trigger->tgoid, HASH_ENTER, &found);
+	if (!found)
+	{
+		ri->mcxt = NULL;
+		ri->valid = false;
+	}
+	else if (ri->valid && ri->relid == RelationGetRelid(rel) &&
+			 ri->natts == RelationGetDescr(rel)->natts)
+		return ri;
+
+	if (ri->mcxt != NULL)
+	{
+		MemoryContextDelete(ri->mcxt);
+		ri->mcxt = NULL;
+	}
+	ri->valid = false;
+	build_entry(ri, rel, trigger);
+	return ri;
+}
