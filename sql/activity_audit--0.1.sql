@@ -155,7 +155,8 @@ BEGIN
   redact := coalesce(redact, '{}');
   IF array_position(exclude, NULL) IS NOT NULL OR array_position(redact, NULL) IS NOT NULL THEN
     RAISE EXCEPTION 'activity_audit.track: exclude and redact must not contain NULL'
-      USING ERRCODE = 'null_value_not_allowed';
+      USING ERRCODE = 'null_value_not_allowed',
+            HINT = 'List column names only; pass an empty array for none.';
   END IF;
   FOREACH col IN ARRAY exclude || redact LOOP
     IF NOT EXISTS (SELECT 1 FROM pg_attribute a

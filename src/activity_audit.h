@@ -104,7 +104,8 @@ typedef struct AARelInfo
 	char	   *where_fields;	/* "schema":"...","table":"..." */
 } AARelInfo;
 
-extern AARelInfo *aa_get_relinfo(Relation rel, Trigger *trigger);
+extern AARelInfo *aa_get_relinfo(Relation rel, Trigger *trigger,
+								  bool may_sweep);
 
 /* event.c: one event, built and written into the WAL */
 typedef enum AAEventType

@@ -55,10 +55,10 @@ check_firing(TriggerData *td)
 
 /* Build and write the event of this firing. */
 static void
-capture_one(TriggerData *td)
+capture_one(TriggerData *td, bool nested)
 {
 	Relation	rel = td->tg_relation;
-	AARelInfo  *ri = aa_get_relinfo(rel, td->tg_trigger);
+	AARelInfo  *ri = aa_get_relinfo(rel, td->tg_trigger, !nested);
 
 	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
 		aa_emit_truncate_event(ri);
@@ -123,7 +123,7 @@ activity_audit_capture(PG_FUNCTION_ARGS)
 	old = MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		capture_one(td);
+		capture_one(td, !shared);
 	}
 	PG_FINALLY();
 	{

@@ -349,11 +349,35 @@ build_entry(AARelInfo *ri, Relation rel, Trigger *trigger)
 }
 
 /*
+ * Free the entries that were invalidated, so that a long session dropping
+ * and creating tracked tables or triggers does not accumulate dead ones.
+ * Runs only when some entry is being rebuilt, which is when callbacks have
+ * fired, and never frees the entry the caller is about to rebuild.
+ */
+static void
+sweep_invalid_entries(Oid keep)
+{
+	HASH_SEQ_STATUS status;
+	AARelInfo  *entry;
+
+	hash_seq_init(&status, relinfo_hash);
+	while ((entry = hash_seq_search(&status)) != NULL)
+	{
+		if (entry->valid || entry->tgoid == keep)
+			continue;
+		if (entry->mcxt != NULL)
+			MemoryContextDelete(entry->mcxt);
+		hash_search(relinfo_hash, &entry->tgoid, HASH_REMOVE, NULL);
+	}
+}
+
+/*
  * The cache entry for this trigger on this relation, rebuilt if anything it
- * depends on changed since it was made.
+ * depends on changed since it was made.  may_sweep is false for a nested
+ * firing, whose callers up the stack may still hold invalidated entries.
  */
 AARelInfo *
-aa_get_relinfo(Relation rel, Trigger *trigger)
+aa_get_relinfo(Relation rel, Trigger *trigger, bool may_sweep)
 {
 	AARelInfo  *ri;
 	bool		found;
@@ -377,6 +401,8 @@ aa_get_relinfo(Relation rel, Trigger *trigger)
 		ri->mcxt = NULL;
 	}
 	ri->valid = false;
+	if (may_sweep)
+		sweep_invalid_entries(trigger->tgoid);
 	build_entry(ri, rel, trigger);
 	return ri;
 }
