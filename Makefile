@@ -28,7 +28,7 @@ REGRESS_OPTS = --temp-instance=tmp_regress --temp-config=$(srcdir)/test/regress.
 
 ISOLATION = concurrent_ddl
 ISOLATION_OPTS = --temp-instance=tmp_isolation --temp-config=$(srcdir)/test/regress.conf \
-	--inputdir=$(srcdir)/test/isolation --outputdir=output_iso
+	--inputdir=$(srcdir)/test/isolation
 
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
@@ -36,5 +36,8 @@ PROVE_TESTS = test/t/*.pl
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# every object depends on the shared header (PGXS does not track headers)
+$(OBJS): src/activity_audit.h
 
 EXTRA_CLEAN = tmp_regress tmp_isolation output_iso results regression.diffs regression.out

@@ -77,7 +77,9 @@ END
 $$;
 
 -- Event trigger: partitions created or attached later get the TRUNCATE
--- trigger of their tracked ancestors.
+-- trigger of their tracked ancestors, and a partition detached from a
+-- tracked table loses the TRUNCATE trigger it had only as a partition (its
+-- cloned row trigger is removed by PostgreSQL itself).
 CREATE FUNCTION activity_audit._on_partition_ddl()
 RETURNS event_trigger
 LANGUAGE plpgsql
@@ -86,6 +88,7 @@ AS $$
 DECLARE
   obj record;
   anc regclass;
+  stale regclass;
 BEGIN
   FOR obj IN
     SELECT DISTINCT c.objid FROM pg_event_trigger_ddl_commands() c
@@ -98,6 +101,16 @@ BEGIN
     LOOP
       PERFORM activity_audit._sync_partitions(anc);
     END LOOP;
+  END LOOP;
+  -- only the current role's own tables: another role's DDL must not fail here
+  FOR stale IN
+    SELECT t.tgrelid FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+     WHERE t.tgname = 'activity_audit_truncate'
+       AND NOT EXISTS (SELECT 1 FROM pg_trigger r
+                        WHERE r.tgrelid = t.tgrelid AND r.tgname = 'activity_audit_capture')
+       AND pg_has_role(c.relowner, 'MEMBER')
+  LOOP
+    EXECUTE format('DROP TRIGGER activity_audit_truncate ON %s', stale);
   END LOOP;
 END
 $$;

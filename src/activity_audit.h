@@ -14,6 +14,7 @@
 #include "access/tupdesc.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
+#include "nodes/pg_list.h"
 #include "lib/stringinfo.h"
 #include "utils/relcache.h"
 #include "utils/reltrigger.h"
@@ -63,6 +64,7 @@ typedef struct AAValueOut
 	char		elmalign;
 	struct AAValueOut *elem;
 	/* composites */
+	Oid			typrelid;		/* pg_class entry of the composite type */
 	TupleDesc	tupdesc;
 	struct AAValueOut *atts;	/* per attribute, NULL-category for dropped */
 	char	  **attkeys;		/* per attribute: "name": pre-escaped */
@@ -70,6 +72,7 @@ typedef struct AAValueOut
 
 extern void aa_value_out_init(AAValueOut *vo, Oid typid, MemoryContext mcxt);
 extern void aa_value_append(StringInfo buf, AAValueOut *vo, Datum value);
+extern List *aa_value_out_composites(AAValueOut *vo, List *relids);
 extern void aa_json_string(StringInfo buf, const char *s, int len);
 extern void aa_json_string_body(StringInfo buf, const char *s, int len);
 extern bool aa_json_compact(StringInfo buf, const char *json, int len);
@@ -98,6 +101,7 @@ typedef struct AARelInfo
 	AAColumn   *cols;			/* indexed by attnum - 1 */
 	int			npk;
 	AttrNumber *pkatts;			/* primary key columns in key order */
+	List	   *type_relids;	/* composite types the columns use */
 	bool		log_noop_updates;
 	char	   *model;			/* model name, JSON-escaped, no quotes */
 	char	   *model_field;	/* "model":"..." */

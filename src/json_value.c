@@ -55,7 +55,8 @@ init_escape_table(void)
 	int			c;
 
 	for (c = 0; c < 256; c++)
-		escape_needed[c] = (c < 0x20 || c == '"' || c == '\\' || c >= 0x80);
+		escape_needed[c] = (c < 0x20 || c == 0x7f || c == '"' || c == '\\' ||
+							 c >= 0x80);
 	escape_table_ready = true;
 }
 
@@ -228,7 +229,7 @@ aa_json_compact(StringInfo buf, const char *json, int len)
 				p += append_non_ascii(buf, p, end - p);
 				continue;
 			}
-			if (c < 0x20)
+			if (c < 0x20 || c == 0x7f)
 				append_u_escape(buf, c);
 			else
 				appendStringInfoCharMacro(buf, c);
@@ -309,6 +310,7 @@ aa_value_out_init(AAValueOut *vo, Oid typid, MemoryContext mcxt)
 				int			i;
 
 				vo->category = AAJ_COMPOSITE;
+				vo->typrelid = get_typ_typrelid(typid);
 				vo->tupdesc = CreateTupleDescCopy(desc);
 				ReleaseTupleDesc(desc);
 				vo->atts = palloc0(sizeof(AAValueOut) * vo->tupdesc->natts);
@@ -352,6 +354,29 @@ aa_value_out_init(AAValueOut *vo, Oid typid, MemoryContext mcxt)
 	}
 	if (OidIsValid(funcoid))
 		fmgr_info_cxt(funcoid, &vo->func, mcxt);
+}
+
+/*
+ * Add to relids the pg_class OIDs of the composite types a value of this
+ * kind may contain.  ALTER TYPE on a composite invalidates only the type's
+ * own relcache entry; the relation cache must know to listen for it.
+ */
+List *
+aa_value_out_composites(AAValueOut *vo, List *relids)
+{
+	int			i;
+
+	if (vo->category == AAJ_ARRAY)
+		return aa_value_out_composites(vo->elem, relids);
+	if (vo->category != AAJ_COMPOSITE)
+		return relids;
+	relids = list_append_unique_oid(relids, vo->typrelid);
+	for (i = 0; i < vo->tupdesc->natts; i++)
+	{
+		if (!TupleDescAttr(vo->tupdesc, i)->attisdropped)
+			relids = aa_value_out_composites(&vo->atts[i], relids);
+	}
+	return relids;
 }
 
 /* One dimension of an array, recursing into inner dimensions. */

@@ -25,6 +25,7 @@
 
 #include "access/genam.h"
 #include "access/relation.h"
+#include "catalog/partition.h"
 #include "catalog/pg_index.h"
 #include "common/jsonapi.h"
 #include "mb/pg_wchar.h"
@@ -63,12 +64,18 @@ invalidate_entries(Oid relid)
 	hash_seq_init(&status, relinfo_hash);
 	while ((entry = hash_seq_search(&status)) != NULL)
 	{
-		if (!OidIsValid(relid) || entry->relid == relid)
+		if (!entry->valid)
+			continue;			/* its fields may be unset */
+		if (!OidIsValid(relid) || entry->relid == relid ||
+			list_member_oid(entry->type_relids, relid))
 			entry->valid = false;
 	}
 }
 
-/* Relcache callback: the relation's columns, triggers or keys may differ. */
+/*
+ * Relcache callback: the relation's columns, triggers or keys may differ,
+ * or, for the relation of a composite type, the attributes of that type.
+ */
 static void
 relcache_callback(Datum arg, Oid relid)
 {
@@ -247,24 +254,47 @@ mark_columns(Relation rel, AARelInfo *ri, List *names, bool redact)
 	}
 }
 
-/* Primary key columns, in key order, from the relation's primary key index. */
+/*
+ * Primary key columns, in key order.  A partition attached with only a
+ * unique index has no primary key of its own, yet its rows are identified
+ * by the partitioned table's key: use that, matching columns by name since
+ * a partition's column numbers may differ from its root's.
+ */
 static void
 load_primary_key(Relation rel, AARelInfo *ri)
 {
+	Relation	keyrel = rel;
 	Oid			pkoid = RelationGetPrimaryKeyIndex(rel);
 	Relation	idx;
 	int			i;
 
 	ri->npk = 0;
 	ri->pkatts = NULL;
-	if (!OidIsValid(pkoid))
-		return;
-	idx = index_open(pkoid, AccessShareLock);
-	ri->npk = idx->rd_index->indnkeyatts;
-	ri->pkatts = palloc(sizeof(AttrNumber) * ri->npk);
-	for (i = 0; i < ri->npk; i++)
-		ri->pkatts[i] = idx->rd_index->indkey.values[i];
-	index_close(idx, AccessShareLock);
+	if (!OidIsValid(pkoid) && rel->rd_rel->relispartition)
+	{
+		List	   *ancestors = get_partition_ancestors(RelationGetRelid(rel));
+
+		keyrel = relation_open(llast_oid(ancestors), AccessShareLock);
+		pkoid = RelationGetPrimaryKeyIndex(keyrel);
+	}
+	if (OidIsValid(pkoid))
+	{
+		idx = index_open(pkoid, AccessShareLock);
+		ri->npk = idx->rd_index->indnkeyatts;
+		ri->pkatts = palloc(sizeof(AttrNumber) * ri->npk);
+		for (i = 0; i < ri->npk; i++)
+		{
+			AttrNumber	attnum = idx->rd_index->indkey.values[i];
+
+			if (keyrel != rel)
+				attnum = get_attnum(RelationGetRelid(rel),
+									get_attname(RelationGetRelid(keyrel), attnum, false));
+			ri->pkatts[i] = attnum;
+		}
+		index_close(idx, AccessShareLock);
+	}
+	if (keyrel != rel)
+		relation_close(keyrel, AccessShareLock);
 }
 
 /* A quoted JSON field "key":"value" with the value escaped. */
@@ -300,6 +330,7 @@ build_entry(AARelInfo *ri, Relation rel, Trigger *trigger)
 	ri->relid = RelationGetRelid(rel);
 	ri->natts = desc->natts;
 	ri->cols = palloc0(sizeof(AAColumn) * desc->natts);
+	ri->type_relids = NIL;
 	ri->log_noop_updates = cfg.log_noop_updates;
 
 	for (i = 0; i < desc->natts; i++)
@@ -322,6 +353,7 @@ build_entry(AARelInfo *ri, Relation rel, Trigger *trigger)
 		getTypeOutputInfo(att->atttypid, &outfunc, &isvarlena);
 		fmgr_info_cxt(outfunc, &col->typoutput, mcxt);
 		aa_value_out_init(&col->vo, att->atttypid, mcxt);
+		ri->type_relids = aa_value_out_composites(&col->vo, ri->type_relids);
 	}
 	mark_columns(rel, ri, cfg.exclude, false);
 	mark_columns(rel, ri, cfg.redact, true);
