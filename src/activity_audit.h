@@ -42,6 +42,7 @@ typedef enum AAJsonCategory
 	AAJ_INT4,					/* int4: digits */
 	AAJ_INT8,					/* int8: digits */
 	AAJ_BOOL,					/* true / false */
+	AAJ_TEXT,					/* text, varchar, char: the stored string */
 	AAJ_NUMERIC,				/* float/numeric: number if valid, else string */
 	AAJ_DATETIME,				/* date, timestamp, timestamptz: ISO string */
 	AAJ_JSON,					/* json text, embedded compactly */
@@ -72,6 +73,8 @@ typedef struct AAValueOut
 
 extern void aa_value_out_init(AAValueOut *vo, Oid typid, MemoryContext mcxt);
 extern void aa_value_append(StringInfo buf, AAValueOut *vo, Datum value);
+extern void aa_value_append_text(StringInfo buf, AAValueOut *vo,
+								 FmgrInfo *typoutput, Datum value);
 extern List *aa_value_out_composites(AAValueOut *vo, List *relids);
 extern void aa_json_string(StringInfo buf, const char *s, int len);
 extern void aa_json_string_body(StringInfo buf, const char *s, int len);

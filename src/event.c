@@ -135,20 +135,51 @@ current_role_value(void)
 	return cached_role_value;
 }
 
-/* "timestamp": now, as RFC 3339 UTC with microseconds. */
+/*
+ * "timestamp": now, as RFC 3339 UTC with microseconds.  Rows of one
+ * statement mostly change within the same second, so the text up to the
+ * seconds is cached and only the microseconds are formatted per row.
+ */
 static void
 append_timestamp(StringInfo buf, TimestampTz ts)
 {
-	struct pg_tm tm;
-	fsec_t		fsec;
+	static pg_time_t cached_second = -1;
+	static char prefix[32];		/* "YYYY-MM-DDTHH:MM:SS. */
+	static int	prefix_len = 0;
+	pg_time_t	second = (pg_time_t) (ts / USECS_PER_SEC);
+	int			usec = (int) (ts % USECS_PER_SEC);
+	char		frac[8];
+	int			i;
 
-	if (timestamp2tm(ts, NULL, &tm, &fsec, NULL, NULL) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-				 errmsg("timestamp out of range")));
-	appendStringInfo(buf, "\"%04d-%02d-%02dT%02d:%02d:%02d.%06dZ\"",
-					 tm.tm_year, tm.tm_mon, tm.tm_mday,
-					 tm.tm_hour, tm.tm_min, tm.tm_sec, (int) fsec);
+	if (usec < 0)
+	{
+		usec += USECS_PER_SEC;
+		second--;
+	}
+	if (second != cached_second)
+	{
+		struct pg_tm tm;
+		fsec_t		fsec;
+
+		if (timestamp2tm(ts, NULL, &tm, &fsec, NULL, NULL) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+					 errmsg("timestamp out of range")));
+		prefix_len = snprintf(prefix, sizeof(prefix),
+							  "\"%04d-%02d-%02dT%02d:%02d:%02d.",
+							  tm.tm_year, tm.tm_mon, tm.tm_mday,
+							  tm.tm_hour, tm.tm_min, tm.tm_sec);
+		cached_second = second;
+	}
+	appendBinaryStringInfo(buf, prefix, prefix_len);
+	for (i = 5; i >= 0; i--)
+	{
+		frac[i] = '0' + usec % 10;
+		usec /= 10;
+	}
+	frac[6] = 'Z';
+	frac[7] = '"';
+	appendBinaryStringInfo(buf, frac, 8);
 }
 
 /* A session setting as a JSON string, or null when empty. */
@@ -212,8 +243,8 @@ build_instance_id(StringInfo buf, AARelInfo *ri, Datum *values, bool *nulls)
 
 		if (nulls[a])
 			return false;
-		appendStringInfoString(buf,
-							   OutputFunctionCall(&ri->cols[a].typoutput, values[a]));
+		aa_value_append_text(buf, &ri->cols[a].vo, &ri->cols[a].typoutput,
+							 values[a]);
 		return true;
 	}
 	appendStringInfoChar(buf, '[');
@@ -260,11 +291,33 @@ append_head(StringInfo buf, AARelInfo *ri, AAEventType type, StringInfo id)
 				   aa_service_name ? strlen(aa_service_name) : 0);
 	appendStringInfoChar(buf, ',');
 	appendStringInfoString(buf, ri->model_field);
-	appendStringInfo(buf, ",\"event_type\":\"%s\",\"instance_id\":", tname);
+	appendBinaryStringInfo(buf, ",\"event_type\":\"", 15);
+	appendStringInfoString(buf, tname);
+	appendBinaryStringInfo(buf, "\",\"instance_id\":", 16);
 	if (id != NULL)
 		aa_json_string(buf, id->data, id->len);
 	else
 		appendBinaryStringInfo(buf, "null", 4);
+}
+
+/*
+ * The event's last keys, backend_pid and txid, which change only with the
+ * transaction: formatted once per top-level transaction.
+ */
+static const char *
+transaction_tail(void)
+{
+	static FullTransactionId cached_xid = {0};
+	static char tail[64];
+	FullTransactionId xid = GetTopFullTransactionId();
+
+	if (!FullTransactionIdEquals(xid, cached_xid) || tail[0] == '\0')
+	{
+		snprintf(tail, sizeof(tail), ",\"backend_pid\":%d,\"txid\":" UINT64_FORMAT "}",
+				 MyProcPid, U64FromFullTransactionId(xid));
+		cached_xid = xid;
+	}
+	return tail;
 }
 
 /* Everything after instance_repr/changes, then the closing brace. */
@@ -293,9 +346,7 @@ append_tail(StringInfo buf, AARelInfo *ri)
 	append_setting(buf, application_name);
 	appendBinaryStringInfo(buf, ",\"client_addr\":", 15);
 	appendStringInfoString(buf, client_addr_value);
-	appendStringInfo(buf, ",\"backend_pid\":%d,\"txid\":" UINT64_FORMAT "}",
-					 MyProcPid,
-					 U64FromFullTransactionId(GetTopFullTransactionId()));
+	appendStringInfoString(buf, transaction_tail());
 }
 
 /* Write the finished event into the WAL as a transactional message. */

@@ -276,6 +276,12 @@ aa_value_out_init(AAValueOut *vo, Oid typid, MemoryContext mcxt)
 		case INT8OID:
 			vo->category = AAJ_INT8;
 			break;
+		case TEXTOID:
+		case VARCHAROID:
+		case BPCHAROID:
+			/* their output function returns the stored string unchanged */
+			vo->category = AAJ_TEXT;
+			break;
 		case FLOAT4OID:
 		case FLOAT8OID:
 		case NUMERICOID:
@@ -490,6 +496,13 @@ aa_value_append(StringInfo buf, AAValueOut *vo, Datum value)
 			len = pg_lltoa(DatumGetInt64(value), num);
 			appendBinaryStringInfo(buf, num, len);
 			break;
+		case AAJ_TEXT:
+			{
+				text	   *t = DatumGetTextPP(value);
+
+				aa_json_string(buf, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+			}
+			break;
 		case AAJ_BOOL:
 			if (DatumGetBool(value))
 				appendBinaryStringInfo(buf, "true", 4);
@@ -544,6 +557,35 @@ aa_value_append(StringInfo buf, AAValueOut *vo, Datum value)
 		case AAJ_OTHER:
 			str = OutputFunctionCall(&vo->func, value);
 			aa_json_string(buf, str, strlen(str));
+			break;
+	}
+}
+
+/*
+ * Append a value's plain text (what its output function gives), without
+ * JSON quoting: the text of a one-column instance_id.  Integers and strings,
+ * the usual key types, skip the output function call.
+ */
+void
+aa_value_append_text(StringInfo buf, AAValueOut *vo, FmgrInfo *typoutput,
+					 Datum value)
+{
+	switch (vo->category)
+	{
+		case AAJ_INT2:
+		case AAJ_INT4:
+		case AAJ_INT8:
+			aa_value_append(buf, vo, value);
+			break;
+		case AAJ_TEXT:
+			{
+				text	   *t = DatumGetTextPP(value);
+
+				appendBinaryStringInfo(buf, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+			}
+			break;
+		default:
+			appendStringInfoString(buf, OutputFunctionCall(typoutput, value));
 			break;
 	}
 }
