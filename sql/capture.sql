@@ -122,4 +122,22 @@ DROP TRIGGER audit_bad ON hand;
 SELECT activity_audit.capture();
 -- none of the refused writes happened
 SELECT count(*) AS hand_rows FROM hand;
+
+-- a nested firing: building one event runs a cast to json that itself
+-- writes to an audited table; both events come out whole
+CREATE TYPE mood AS ENUM ('happy', 'sad');
+CREATE TABLE cast_log (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, note text);
+SELECT activity_audit.track('cast_log');
+CREATE FUNCTION mood_json(mood) RETURNS json LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO cast_log (note) VALUES ('cast ' || $1);
+  RETURN json_build_object('mood', $1::text);
+END $$;
+CREATE CAST (mood AS json) WITH FUNCTION mood_json(mood);
+CREATE TABLE moods (id int PRIMARY KEY, m mood);
+SELECT activity_audit.track('moods');
+INSERT INTO moods VALUES (1, 'happy'), (2, 'sad');
+SELECT * FROM audit_brief();
+SELECT activity_audit.untrack('moods');
+SELECT activity_audit.untrack('cast_log');
 SELECT count(*) AS leftover FROM audit_raw();

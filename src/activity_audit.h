@@ -123,8 +123,8 @@ typedef enum AAEventType
 	AA_EVENT_TRUNCATE
 } AAEventType;
 
-extern void aa_emit_row_event(AARelInfo *ri, AAEventType type,
+extern void aa_emit_row_event(AARelInfo *ri, AAEventType type, bool nested,
 							  TupleTableSlot *oldslot, TupleTableSlot *newslot);
-extern void aa_emit_truncate_event(AARelInfo *ri);
+extern void aa_emit_truncate_event(AARelInfo *ri, bool nested);
 
 #endif							/* ACTIVITY_AUDIT_H */

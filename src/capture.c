@@ -61,13 +61,14 @@ capture_one(TriggerData *td, bool nested)
 	AARelInfo  *ri = aa_get_relinfo(rel, td->tg_trigger, !nested);
 
 	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
-		aa_emit_truncate_event(ri);
+		aa_emit_truncate_event(ri, nested);
 	else if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
-		aa_emit_row_event(ri, AA_EVENT_CREATE, NULL, td->tg_trigslot);
+		aa_emit_row_event(ri, AA_EVENT_CREATE, nested, NULL, td->tg_trigslot);
 	else if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
-		aa_emit_row_event(ri, AA_EVENT_UPDATE, td->tg_trigslot, td->tg_newslot);
+		aa_emit_row_event(ri, AA_EVENT_UPDATE, nested,
+						  td->tg_trigslot, td->tg_newslot);
 	else if (TRIGGER_FIRED_BY_DELETE(td->tg_event))
-		aa_emit_row_event(ri, AA_EVENT_DELETE, td->tg_trigslot, NULL);
+		aa_emit_row_event(ri, AA_EVENT_DELETE, nested, td->tg_trigslot, NULL);
 }
 
 /*

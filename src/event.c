@@ -51,7 +51,6 @@ static char *cached_role_value = NULL;	/* "name" */
 static StringInfoData event_buf;
 static StringInfoData id_buf;
 static bool buffers_ready = false;
-static bool buffers_busy = false;
 
 static const char *const event_type_names[] = {
 	"CREATE", "UPDATE", "DELETE", "TRUNCATE"
@@ -361,34 +360,22 @@ write_event(StringInfo buf)
 }
 
 /*
- * Claim the reusable buffers, or hand out fresh ones if an event is already
- * being built further up the stack (a cast function that writes to an
- * audited table, say).  Returns whether the shared buffers were claimed.
+ * The buffers to build an event in: the reusable ones, or fresh ones (in the
+ * caller's per-row context) for a nested firing, while an outer event is
+ * still being built in the reusable ones (a cast function that writes to an
+ * audited table, say).  A buffer that a huge row blew up is shrunk back.
  */
-static bool
-claim_buffers(StringInfo *ev, StringInfo *id)
+static void
+get_buffers(bool nested, StringInfo *ev, StringInfo *id)
 {
 	if (!buffers_ready)
 		init_session_values();
-	if (buffers_busy)
+	if (nested)
 	{
 		*ev = makeStringInfo();
 		*id = makeStringInfo();
-		return false;
+		return;
 	}
-	resetStringInfo(&event_buf);
-	resetStringInfo(&id_buf);
-	*ev = &event_buf;
-	*id = &id_buf;
-	buffers_busy = true;
-	return true;
-}
-
-/* Give the buffers back; shrink one that a huge row blew up. */
-static void
-release_buffers(void)
-{
-	buffers_busy = false;
 	if (event_buf.maxlen > 8 * 1024 * 1024)
 	{
 		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
@@ -397,6 +384,10 @@ release_buffers(void)
 		initStringInfo(&event_buf);
 		MemoryContextSwitchTo(old);
 	}
+	resetStringInfo(&event_buf);
+	resetStringInfo(&id_buf);
+	*ev = &event_buf;
+	*id = &id_buf;
 }
 
 /*
@@ -405,7 +396,7 @@ release_buffers(void)
  * The caller runs this in a memory context it resets after each row.
  */
 void
-aa_emit_row_event(AARelInfo *ri, AAEventType type,
+aa_emit_row_event(AARelInfo *ri, AAEventType type, bool nested,
 				  TupleTableSlot *oldslot, TupleTableSlot *newslot)
 {
 	TupleTableSlot *rowslot = (type == AA_EVENT_DELETE) ? oldslot : newslot;
@@ -413,7 +404,6 @@ aa_emit_row_event(AARelInfo *ri, AAEventType type,
 	bool	   *nulls;
 	StringInfo	buf;
 	StringInfo	id;
-	bool		claimed;
 	bool		has_id;
 	bool		first;
 	int			i;
@@ -444,83 +434,64 @@ aa_emit_row_event(AARelInfo *ri, AAEventType type,
 			return;
 	}
 
-	claimed = claim_buffers(&buf, &id);
-	PG_TRY();
-	{
-		has_id = build_instance_id(id, ri, values, nulls);
-		append_head(buf, ri, type, has_id ? id : NULL);
+	get_buffers(nested, &buf, &id);
+	has_id = build_instance_id(id, ri, values, nulls);
+	append_head(buf, ri, type, has_id ? id : NULL);
 
-		appendBinaryStringInfo(buf, ",\"instance_repr\":{", 18);
+	appendBinaryStringInfo(buf, ",\"instance_repr\":{", 18);
+	first = true;
+	for (i = 0; i < ri->natts; i++)
+	{
+		AAColumn   *col = &ri->cols[i];
+
+		if (col->dropped || col->excluded)
+			continue;
+		if (!first)
+			appendStringInfoChar(buf, ',');
+		first = false;
+		appendBinaryStringInfo(buf, col->key, col->keylen);
+		append_column_value(buf, col, values[i], nulls[i]);
+	}
+	appendStringInfoChar(buf, '}');
+
+	if (type == AA_EVENT_UPDATE)
+	{
+		appendBinaryStringInfo(buf, ",\"changes\":{", 12);
 		first = true;
 		for (i = 0; i < ri->natts; i++)
 		{
 			AAColumn   *col = &ri->cols[i];
 
-			if (col->dropped || col->excluded)
+			if (!changed[i])
 				continue;
 			if (!first)
 				appendStringInfoChar(buf, ',');
 			first = false;
 			appendBinaryStringInfo(buf, col->key, col->keylen);
+			appendBinaryStringInfo(buf, "{\"old\":", 7);
+			append_column_value(buf, col, oldslot->tts_values[i],
+								oldslot->tts_isnull[i]);
+			appendBinaryStringInfo(buf, ",\"new\":", 7);
 			append_column_value(buf, col, values[i], nulls[i]);
-		}
-		appendStringInfoChar(buf, '}');
-
-		if (type == AA_EVENT_UPDATE)
-		{
-			appendBinaryStringInfo(buf, ",\"changes\":{", 12);
-			first = true;
-			for (i = 0; i < ri->natts; i++)
-			{
-				AAColumn   *col = &ri->cols[i];
-
-				if (!changed[i])
-					continue;
-				if (!first)
-					appendStringInfoChar(buf, ',');
-				first = false;
-				appendBinaryStringInfo(buf, col->key, col->keylen);
-				appendBinaryStringInfo(buf, "{\"old\":", 7);
-				append_column_value(buf, col, oldslot->tts_values[i],
-									oldslot->tts_isnull[i]);
-				appendBinaryStringInfo(buf, ",\"new\":", 7);
-				append_column_value(buf, col, values[i], nulls[i]);
-				appendStringInfoChar(buf, '}');
-			}
 			appendStringInfoChar(buf, '}');
 		}
+		appendStringInfoChar(buf, '}');
+	}
 
-		append_tail(buf, ri);
-		write_event(buf);
-	}
-	PG_FINALLY();
-	{
-		if (claimed)
-			release_buffers();
-	}
-	PG_END_TRY();
+	append_tail(buf, ri);
+	write_event(buf);
 }
 
 /* Build and write the event of a TRUNCATE of the relation. */
 void
-aa_emit_truncate_event(AARelInfo *ri)
+aa_emit_truncate_event(AARelInfo *ri, bool nested)
 {
 	StringInfo	buf;
 	StringInfo	id;
-	bool		claimed;
 
-	claimed = claim_buffers(&buf, &id);
-	PG_TRY();
-	{
-		append_head(buf, ri, AA_EVENT_TRUNCATE, NULL);
-		appendBinaryStringInfo(buf, ",\"instance_repr\":null", 21);
-		append_tail(buf, ri);
-		write_event(buf);
-	}
-	PG_FINALLY();
-	{
-		if (claimed)
-			release_buffers();
-	}
-	PG_END_TRY();
+	get_buffers(nested, &buf, &id);
+	append_head(buf, ri, AA_EVENT_TRUNCATE, NULL);
+	appendBinaryStringInfo(buf, ",\"instance_repr\":null", 21);
+	append_tail(buf, ri);
+	write_event(buf);
 }
