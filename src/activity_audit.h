@@ -16,11 +16,39 @@
 #include "fmgr.h"
 #include "nodes/pg_list.h"
 #include "lib/stringinfo.h"
+#include "utils/datetime.h"
 #include "utils/relcache.h"
 #include "utils/reltrigger.h"
 
 /* Prefix of the logical-decoding messages that carry events. */
 #define AA_MESSAGE_PREFIX	"activity_audit"
+
+/*
+ * Appending to a StringInfo with the capacity check inline: an event is
+ * some sixty small pieces, and nearly all of them fit without enlarging, so
+ * the per-piece function call of appendBinaryStringInfo() is worth saving.
+ */
+static inline void
+aa_put(StringInfo buf, const char *data, int len)
+{
+	if (buf->len + len >= buf->maxlen)
+		enlargeStringInfo(buf, len);
+	memcpy(buf->data + buf->len, data, len);
+	buf->len += len;
+	buf->data[buf->len] = '\0';
+}
+
+static inline void
+aa_put_char(StringInfo buf, char c)
+{
+	if (buf->len + 1 >= buf->maxlen)
+		enlargeStringInfo(buf, 1);
+	buf->data[buf->len++] = c;
+	buf->data[buf->len] = '\0';
+}
+
+#define aa_put_lit(buf, lit)	aa_put((buf), "" lit, sizeof(lit) - 1)
+#define aa_put_str(buf, str)	aa_put((buf), (str), strlen(str))
 
 /* activity_audit.c: module entry point */
 extern bool aa_preloaded;
@@ -64,6 +92,12 @@ typedef struct AAValueOut
 	bool		elmbyval;
 	char		elmalign;
 	struct AAValueOut *elem;
+	/* date/time: the last value's text, as bulk writes repeat values */
+	bool		dt_cached;
+	Datum		dt_value;
+	const void *dt_zone;		/* session_timezone it was formatted in */
+	int			dt_len;
+	char		dt_text[MAXDATELEN + 3];	/* quoted */
 	/* composites */
 	Oid			typrelid;		/* pg_class entry of the composite type */
 	TupleDesc	tupdesc;
@@ -79,6 +113,7 @@ extern List *aa_value_out_composites(AAValueOut *vo, List *relids);
 extern void aa_json_string(StringInfo buf, const char *s, int len);
 extern void aa_json_string_body(StringInfo buf, const char *s, int len);
 extern bool aa_json_compact(StringInfo buf, const char *json, int len);
+extern bool aa_json_valid(char *json, char **detail);
 
 /* relinfo.c: what the trigger knows about one audited relation */
 typedef struct AAColumn

@@ -19,8 +19,6 @@
  */
 #include "postgres.h"
 
-#include "common/jsonapi.h"
-#include "mb/pg_wchar.h"
 #include "utils/guc.h"
 
 #include "activity_audit.h"
@@ -42,22 +40,17 @@ bool		aa_enabled = true;
 static bool
 check_json_object(char **newval, void **extra, GucSource source)
 {
-	JsonLexContext *lex;
-	JsonParseErrorType err;
 	StringInfoData buf;
 	const char *p;
 	char	   *compact;
+	char	   *detail = NULL;
 
 	if (*newval == NULL || (*newval)[0] == '\0')
 		return true;
 
-	lex = makeJsonLexContextCstringLen(*newval, strlen(*newval),
-									   GetDatabaseEncoding(), true);
-	err = pg_parse_json(lex, &nullSemAction);
-	if (err != JSON_SUCCESS)
+	if (!aa_json_valid(*newval, &detail))
 	{
-		GUC_check_errdetail("The value is not valid JSON: %s",
-							json_errdetail(err, lex));
+		GUC_check_errdetail("The value is not valid JSON: %s", detail);
 		GUC_check_errhint("Use a JSON object, for example '{\"email\": \"a@example.com\"}'.");
 		return false;
 	}

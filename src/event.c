@@ -100,7 +100,7 @@ init_session_values(void)
 	char	   *dbname = get_database_name(MyDatabaseId);
 
 	initStringInfo(&buf);
-	appendStringInfoString(&buf, "\"db\":");
+	aa_put_lit(&buf, "\"db\":");
 	aa_json_string(&buf, dbname, strlen(dbname));
 	db_field = buf.data;
 	client_addr_value = compute_client_addr();
@@ -170,7 +170,7 @@ append_timestamp(StringInfo buf, TimestampTz ts)
 							  tm.tm_hour, tm.tm_min, tm.tm_sec);
 		cached_second = second;
 	}
-	appendBinaryStringInfo(buf, prefix, prefix_len);
+	aa_put(buf, prefix, prefix_len);
 	for (i = 5; i >= 0; i--)
 	{
 		frac[i] = '0' + usec % 10;
@@ -178,7 +178,7 @@ append_timestamp(StringInfo buf, TimestampTz ts)
 	}
 	frac[6] = 'Z';
 	frac[7] = '"';
-	appendBinaryStringInfo(buf, frac, 8);
+	aa_put(buf, frac, 8);
 }
 
 /* A session setting as a JSON string, or null when empty. */
@@ -186,7 +186,7 @@ static void
 append_setting(StringInfo buf, const char *value)
 {
 	if (value == NULL || value[0] == '\0')
-		appendBinaryStringInfo(buf, "null", 4);
+		aa_put_lit(buf, "null");
 	else
 		aa_json_string(buf, value, strlen(value));
 }
@@ -196,9 +196,9 @@ static inline void
 append_column_value(StringInfo buf, AAColumn *col, Datum value, bool isnull)
 {
 	if (col->redacted)
-		appendBinaryStringInfo(buf, "\"[REDACTED]\"", 12);
+		aa_put_lit(buf, "\"[REDACTED]\"");
 	else if (isnull)
-		appendBinaryStringInfo(buf, "null", 4);
+		aa_put_lit(buf, "null");
 	else
 		aa_value_append(buf, &col->vo, value);
 }
@@ -246,19 +246,19 @@ build_instance_id(StringInfo buf, AARelInfo *ri, Datum *values, bool *nulls)
 							 values[a]);
 		return true;
 	}
-	appendStringInfoChar(buf, '[');
+	aa_put_char(buf, '[');
 	for (i = 0; i < ri->npk; i++)
 	{
 		int			a = ri->pkatts[i] - 1;
 
 		if (i > 0)
-			appendStringInfoChar(buf, ',');
+			aa_put_char(buf, ',');
 		if (nulls[a])
-			appendBinaryStringInfo(buf, "null", 4);
+			aa_put_lit(buf, "null");
 		else
 			aa_value_append(buf, &ri->cols[a].vo, values[a]);
 	}
-	appendStringInfoChar(buf, ']');
+	aa_put_char(buf, ']');
 	return true;
 }
 
@@ -271,32 +271,32 @@ append_head(StringInfo buf, AARelInfo *ri, AAEventType type, StringInfo id)
 {
 	const char *tname = event_type_names[type];
 
-	appendBinaryStringInfo(buf, "{\"timestamp\":", 13);
+	aa_put_lit(buf, "{\"timestamp\":");
 	append_timestamp(buf, GetCurrentTimestamp());
-	appendStringInfoString(buf, ",\"level\":\"AUDIT\",\"name\":\"audit.model\",\"message\":\"");
-	appendStringInfoString(buf, tname);
-	appendBinaryStringInfo(buf, " event by ", 10);
-	appendStringInfoString(buf, ri->model);
+	aa_put_lit(buf, ",\"level\":\"AUDIT\",\"name\":\"audit.model\",\"message\":\"");
+	aa_put_str(buf, tname);
+	aa_put_lit(buf, " event by ");
+	aa_put_str(buf, ri->model);
 	if (id != NULL)
 	{
-		appendBinaryStringInfo(buf, " (id: ", 6);
+		aa_put_lit(buf, " (id: ");
 		aa_json_string_body(buf, id->data, id->len);
-		appendStringInfoChar(buf, ')');
+		aa_put_char(buf, ')');
 	}
-	appendBinaryStringInfo(buf, "\",\"request_id\":", 15);
+	aa_put_lit(buf, "\",\"request_id\":");
 	append_setting(buf, aa_request_id);
-	appendBinaryStringInfo(buf, ",\"service_name\":", 16);
+	aa_put_lit(buf, ",\"service_name\":");
 	aa_json_string(buf, aa_service_name ? aa_service_name : "",
 				   aa_service_name ? strlen(aa_service_name) : 0);
-	appendStringInfoChar(buf, ',');
-	appendStringInfoString(buf, ri->model_field);
-	appendBinaryStringInfo(buf, ",\"event_type\":\"", 15);
-	appendStringInfoString(buf, tname);
-	appendBinaryStringInfo(buf, "\",\"instance_id\":", 16);
+	aa_put_char(buf, ',');
+	aa_put_str(buf, ri->model_field);
+	aa_put_lit(buf, ",\"event_type\":\"");
+	aa_put_str(buf, tname);
+	aa_put_lit(buf, "\",\"instance_id\":");
 	if (id != NULL)
 		aa_json_string(buf, id->data, id->len);
 	else
-		appendBinaryStringInfo(buf, "null", 4);
+		aa_put_lit(buf, "null");
 }
 
 /*
@@ -323,29 +323,29 @@ transaction_tail(void)
 static void
 append_tail(StringInfo buf, AARelInfo *ri)
 {
-	appendBinaryStringInfo(buf, ",\"user_id\":", 11);
+	aa_put_lit(buf, ",\"user_id\":");
 	append_setting(buf, aa_user_id);
-	appendBinaryStringInfo(buf, ",\"user_info\":", 13);
+	aa_put_lit(buf, ",\"user_info\":");
 	if (aa_user_info && aa_user_info[0] != '\0')
-		appendStringInfoString(buf, aa_user_info);
+		aa_put_str(buf, aa_user_info);
 	else
-		appendBinaryStringInfo(buf, "null", 4);
-	appendBinaryStringInfo(buf, ",\"extra\":", 9);
+		aa_put_lit(buf, "null");
+	aa_put_lit(buf, ",\"extra\":");
 	if (aa_extra && aa_extra[0] != '\0')
-		appendStringInfoString(buf, aa_extra);
+		aa_put_str(buf, aa_extra);
 	else
-		appendBinaryStringInfo(buf, "{}", 2);
-	appendStringInfoChar(buf, ',');
-	appendStringInfoString(buf, ri->where_fields);
-	appendStringInfoChar(buf, ',');
-	appendStringInfoString(buf, db_field);
-	appendBinaryStringInfo(buf, ",\"db_user\":", 11);
-	appendStringInfoString(buf, current_role_value());
-	appendBinaryStringInfo(buf, ",\"application_name\":", 20);
+		aa_put_lit(buf, "{}");
+	aa_put_char(buf, ',');
+	aa_put_str(buf, ri->where_fields);
+	aa_put_char(buf, ',');
+	aa_put_str(buf, db_field);
+	aa_put_lit(buf, ",\"db_user\":");
+	aa_put_str(buf, current_role_value());
+	aa_put_lit(buf, ",\"application_name\":");
 	append_setting(buf, application_name);
-	appendBinaryStringInfo(buf, ",\"client_addr\":", 15);
-	appendStringInfoString(buf, client_addr_value);
-	appendStringInfoString(buf, transaction_tail());
+	aa_put_lit(buf, ",\"client_addr\":");
+	aa_put_str(buf, client_addr_value);
+	aa_put_str(buf, transaction_tail());
 }
 
 /* Write the finished event into the WAL as a transactional message. */
@@ -438,7 +438,7 @@ aa_emit_row_event(AARelInfo *ri, AAEventType type, bool nested,
 	has_id = build_instance_id(id, ri, values, nulls);
 	append_head(buf, ri, type, has_id ? id : NULL);
 
-	appendBinaryStringInfo(buf, ",\"instance_repr\":{", 18);
+	aa_put_lit(buf, ",\"instance_repr\":{");
 	first = true;
 	for (i = 0; i < ri->natts; i++)
 	{
@@ -447,16 +447,16 @@ aa_emit_row_event(AARelInfo *ri, AAEventType type, bool nested,
 		if (col->dropped || col->excluded)
 			continue;
 		if (!first)
-			appendStringInfoChar(buf, ',');
+			aa_put_char(buf, ',');
 		first = false;
-		appendBinaryStringInfo(buf, col->key, col->keylen);
+		aa_put(buf, col->key, col->keylen);
 		append_column_value(buf, col, values[i], nulls[i]);
 	}
-	appendStringInfoChar(buf, '}');
+	aa_put_char(buf, '}');
 
 	if (type == AA_EVENT_UPDATE)
 	{
-		appendBinaryStringInfo(buf, ",\"changes\":{", 12);
+		aa_put_lit(buf, ",\"changes\":{");
 		first = true;
 		for (i = 0; i < ri->natts; i++)
 		{
@@ -465,17 +465,17 @@ aa_emit_row_event(AARelInfo *ri, AAEventType type, bool nested,
 			if (!changed[i])
 				continue;
 			if (!first)
-				appendStringInfoChar(buf, ',');
+				aa_put_char(buf, ',');
 			first = false;
-			appendBinaryStringInfo(buf, col->key, col->keylen);
-			appendBinaryStringInfo(buf, "{\"old\":", 7);
+			aa_put(buf, col->key, col->keylen);
+			aa_put_lit(buf, "{\"old\":");
 			append_column_value(buf, col, oldslot->tts_values[i],
 								oldslot->tts_isnull[i]);
-			appendBinaryStringInfo(buf, ",\"new\":", 7);
+			aa_put_lit(buf, ",\"new\":");
 			append_column_value(buf, col, values[i], nulls[i]);
-			appendStringInfoChar(buf, '}');
+			aa_put_char(buf, '}');
 		}
-		appendStringInfoChar(buf, '}');
+		aa_put_char(buf, '}');
 	}
 
 	append_tail(buf, ri);
@@ -491,7 +491,7 @@ aa_emit_truncate_event(AARelInfo *ri, bool nested)
 
 	get_buffers(nested, &buf, &id);
 	append_head(buf, ri, AA_EVENT_TRUNCATE, NULL);
-	appendBinaryStringInfo(buf, ",\"instance_repr\":null", 21);
+	aa_put_lit(buf, ",\"instance_repr\":null");
 	append_tail(buf, ri);
 	write_event(buf);
 }

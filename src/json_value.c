@@ -28,6 +28,7 @@
 #include "common/jsonapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "pgtime.h"
 #include "parser/parse_coerce.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -38,6 +39,15 @@
 #include "utils/typcache.h"
 
 #include "activity_audit.h"
+
+/* pg_ltoa and pg_lltoa return the length only since PostgreSQL 14. */
+#if PG_VERSION_NUM >= 140000
+#define int32_to_text(v, buf)	pg_ltoa((v), (buf))
+#define int64_to_text(v, buf)	pg_lltoa((v), (buf))
+#else
+#define int32_to_text(v, buf)	(pg_ltoa((v), (buf)), (int) strlen(buf))
+#define int64_to_text(v, buf)	(pg_lltoa((v), (buf)), (int) strlen(buf))
+#endif
 
 /* Bytes that cannot be copied verbatim into a JSON string. */
 static bool escape_needed[256];
@@ -72,7 +82,7 @@ append_u_escape(StringInfo buf, unsigned int code)
 	esc[3] = hexdigit[(code >> 8) & 0xF];
 	esc[4] = hexdigit[(code >> 4) & 0xF];
 	esc[5] = hexdigit[code & 0xF];
-	appendBinaryStringInfo(buf, esc, 6);
+	aa_put(buf, esc, 6);
 }
 
 /*
@@ -112,8 +122,13 @@ append_non_ascii(StringInfo buf, const unsigned char *s, int remain)
 static const char *
 to_utf8(const char *s, int *len)
 {
-	int			enc = GetDatabaseEncoding();
+	static int	enc = -1;		/* a backend's database never changes */
 	char	   *conv;
+
+	if (enc < 0 && OidIsValid(MyDatabaseId))
+		enc = GetDatabaseEncoding();
+	else if (enc < 0)
+		return s;				/* the postmaster, loading settings */
 
 	if (enc == PG_UTF8 || enc == PG_SQL_ASCII)
 		return s;
@@ -146,31 +161,31 @@ aa_json_string_body(StringInfo buf, const char *s, int len)
 		while (p < end && !escape_needed[*p])
 			p++;
 		if (p > run)
-			appendBinaryStringInfo(buf, (const char *) run, p - run);
+			aa_put(buf, (const char *) run, p - run);
 		if (p >= end)
 			break;
 		switch (*p)
 		{
 			case '"':
-				appendBinaryStringInfo(buf, "\\\"", 2);
+				aa_put_lit(buf, "\\\"");
 				break;
 			case '\\':
-				appendBinaryStringInfo(buf, "\\\\", 2);
+				aa_put_lit(buf, "\\\\");
 				break;
 			case '\b':
-				appendBinaryStringInfo(buf, "\\b", 2);
+				aa_put_lit(buf, "\\b");
 				break;
 			case '\f':
-				appendBinaryStringInfo(buf, "\\f", 2);
+				aa_put_lit(buf, "\\f");
 				break;
 			case '\n':
-				appendBinaryStringInfo(buf, "\\n", 2);
+				aa_put_lit(buf, "\\n");
 				break;
 			case '\r':
-				appendBinaryStringInfo(buf, "\\r", 2);
+				aa_put_lit(buf, "\\r");
 				break;
 			case '\t':
-				appendBinaryStringInfo(buf, "\\t", 2);
+				aa_put_lit(buf, "\\t");
 				break;
 			default:
 				if (*p < 0x80)
@@ -189,9 +204,35 @@ aa_json_string_body(StringInfo buf, const char *s, int len)
 void
 aa_json_string(StringInfo buf, const char *s, int len)
 {
-	appendStringInfoCharMacro(buf, '"');
+	aa_put_char(buf, '"');
 	aa_json_string_body(buf, s, len);
-	appendStringInfoCharMacro(buf, '"');
+	aa_put_char(buf, '"');
+}
+
+/*
+ * Whether a string is valid JSON, without throwing: settings' check hooks
+ * must not throw, and the trigger wants its own error message.  On failure,
+ * *detail (if not NULL) gets the parser's description of the problem.
+ */
+bool
+aa_json_valid(char *json, char **detail)
+{
+	JsonLexContext *lex;
+	JsonParseErrorType err;
+
+#if PG_VERSION_NUM >= 170000
+	lex = makeJsonLexContextCstringLen(NULL, json, strlen(json),
+									   GetDatabaseEncoding(), true);
+#else
+	lex = makeJsonLexContextCstringLen(json, strlen(json),
+									   GetDatabaseEncoding(), true);
+#endif
+	err = pg_parse_json(lex, &nullSemAction);
+	if (err == JSON_SUCCESS)
+		return true;
+	if (detail)
+		*detail = json_errdetail(err, lex);
+	return false;
 }
 
 /*
@@ -218,7 +259,7 @@ aa_json_compact(StringInfo buf, const char *json, int len)
 		{
 			if (c == '\\' && p + 1 < end)
 			{
-				appendBinaryStringInfo(buf, (const char *) p, 2);
+				aa_put(buf, (const char *) p, 2);
 				p += 2;
 				continue;
 			}
@@ -232,15 +273,15 @@ aa_json_compact(StringInfo buf, const char *json, int len)
 			if (c < 0x20 || c == 0x7f)
 				append_u_escape(buf, c);
 			else
-				appendStringInfoCharMacro(buf, c);
+				aa_put_char(buf, c);
 		}
 		else if (c == '"')
 		{
 			in_string = true;
-			appendStringInfoCharMacro(buf, c);
+			aa_put_char(buf, c);
 		}
 		else if (c != ' ' && c != '\t' && c != '\n' && c != '\r')
-			appendStringInfoCharMacro(buf, c);
+			aa_put_char(buf, c);
 		p++;
 	}
 	return !in_string;
@@ -392,15 +433,15 @@ append_array_dim(StringInfo buf, AAValueOut *elem, int dim, int ndims,
 {
 	int			i;
 
-	appendStringInfoCharMacro(buf, '[');
+	aa_put_char(buf, '[');
 	for (i = 0; i < dims[dim]; i++)
 	{
 		if (i > 0)
-			appendStringInfoCharMacro(buf, ',');
+			aa_put_char(buf, ',');
 		if (dim + 1 == ndims)
 		{
 			if (nulls[*pos])
-				appendBinaryStringInfo(buf, "null", 4);
+				aa_put_lit(buf, "null");
 			else
 				aa_value_append(buf, elem, vals[*pos]);
 			(*pos)++;
@@ -408,7 +449,7 @@ append_array_dim(StringInfo buf, AAValueOut *elem, int dim, int ndims,
 		else
 			append_array_dim(buf, elem, dim + 1, ndims, dims, vals, nulls, pos);
 	}
-	appendStringInfoCharMacro(buf, ']');
+	aa_put_char(buf, ']');
 }
 
 /* An array value, nested by dimension as array_to_jsonb() does. */
@@ -424,7 +465,7 @@ append_array(StringInfo buf, AAValueOut *vo, Datum value)
 
 	if (ndims <= 0 || ArrayGetNItems(ndims, ARR_DIMS(arr)) == 0)
 	{
-		appendBinaryStringInfo(buf, "[]", 2);
+		aa_put_lit(buf, "[]");
 		return;
 	}
 	deconstruct_array(arr, vo->elemtype, vo->elmlen, vo->elmbyval,
@@ -452,21 +493,21 @@ append_composite(StringInfo buf, AAValueOut *vo, Datum value)
 	tuple.t_data = td;
 	heap_deform_tuple(&tuple, desc, vals, nulls);
 
-	appendStringInfoCharMacro(buf, '{');
+	aa_put_char(buf, '{');
 	for (i = 0; i < desc->natts; i++)
 	{
 		if (TupleDescAttr(desc, i)->attisdropped)
 			continue;
 		if (!first)
-			appendStringInfoCharMacro(buf, ',');
+			aa_put_char(buf, ',');
 		first = false;
-		appendStringInfoString(buf, vo->attkeys[i]);
+		aa_put_str(buf, vo->attkeys[i]);
 		if (nulls[i])
-			appendBinaryStringInfo(buf, "null", 4);
+			aa_put_lit(buf, "null");
 		else
 			aa_value_append(buf, &vo->atts[i], vals[i]);
 	}
-	appendStringInfoCharMacro(buf, '}');
+	aa_put_char(buf, '}');
 	pfree(vals);
 	pfree(nulls);
 }
@@ -485,16 +526,16 @@ aa_value_append(StringInfo buf, AAValueOut *vo, Datum value)
 	switch (vo->category)
 	{
 		case AAJ_INT2:
-			len = pg_ltoa(DatumGetInt16(value), num);
-			appendBinaryStringInfo(buf, num, len);
+			len = int32_to_text(DatumGetInt16(value), num);
+			aa_put(buf, num, len);
 			break;
 		case AAJ_INT4:
-			len = pg_ltoa(DatumGetInt32(value), num);
-			appendBinaryStringInfo(buf, num, len);
+			len = int32_to_text(DatumGetInt32(value), num);
+			aa_put(buf, num, len);
 			break;
 		case AAJ_INT8:
-			len = pg_lltoa(DatumGetInt64(value), num);
-			appendBinaryStringInfo(buf, num, len);
+			len = int64_to_text(DatumGetInt64(value), num);
+			aa_put(buf, num, len);
 			break;
 		case AAJ_TEXT:
 			{
@@ -505,26 +546,37 @@ aa_value_append(StringInfo buf, AAValueOut *vo, Datum value)
 			break;
 		case AAJ_BOOL:
 			if (DatumGetBool(value))
-				appendBinaryStringInfo(buf, "true", 4);
+				aa_put_lit(buf, "true");
 			else
-				appendBinaryStringInfo(buf, "false", 5);
+				aa_put_lit(buf, "false");
 			break;
 		case AAJ_NUMERIC:
 			str = OutputFunctionCall(&vo->func, value);
 			len = strlen(str);
 			/* NaN and the infinities are not JSON numbers: to_jsonb quotes them */
 			if (IsValidJsonNumber(str, len))
-				appendBinaryStringInfo(buf, str, len);
+				aa_put(buf, str, len);
 			else
 				aa_json_string(buf, str, len);
 			break;
 		case AAJ_DATETIME:
+			/*
+			 * timestamptz text depends on the session's TimeZone; where
+			 * timestamps are passed by reference, equal Datums say nothing
+			 */
+			if (!vo->dt_cached || vo->dt_value != value || !FLOAT8PASSBYVAL ||
+				vo->dt_zone != (const void *) session_timezone)
 			{
 				char		dt[MAXDATELEN + 1];
 
 				JsonEncodeDateTime(dt, value, vo->typid, NULL);
-				aa_json_string(buf, dt, strlen(dt));
+				vo->dt_len = snprintf(vo->dt_text, sizeof(vo->dt_text),
+									  "\"%s\"", dt);
+				vo->dt_value = value;
+				vo->dt_zone = (const void *) session_timezone;
+				vo->dt_cached = true;
 			}
+			aa_put(buf, vo->dt_text, vo->dt_len);
 			break;
 		case AAJ_JSON:
 			{
@@ -581,11 +633,11 @@ aa_value_append_text(StringInfo buf, AAValueOut *vo, FmgrInfo *typoutput,
 			{
 				text	   *t = DatumGetTextPP(value);
 
-				appendBinaryStringInfo(buf, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+				aa_put(buf, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
 			}
 			break;
 		default:
-			appendStringInfoString(buf, OutputFunctionCall(typoutput, value));
+			aa_put_str(buf, OutputFunctionCall(typoutput, value));
 			break;
 	}
 }

@@ -27,8 +27,6 @@
 #include "access/relation.h"
 #include "catalog/partition.h"
 #include "catalog/pg_index.h"
-#include "common/jsonapi.h"
-#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
@@ -158,7 +156,6 @@ config_name_list(Relation rel, Trigger *trigger, JsonbValue *v,
 static void
 parse_config(Relation rel, Trigger *trigger, AAConfig *cfg)
 {
-	JsonLexContext *lex;
 	Jsonb	   *jb;
 	JsonbIterator *it;
 	JsonbValue	v;
@@ -172,9 +169,7 @@ parse_config(Relation rel, Trigger *trigger, AAConfig *cfg)
 		config_error(rel, trigger, "activity_audit.capture() takes at most one argument.");
 
 	arg = trigger->tgargs[0];
-	lex = makeJsonLexContextCstringLen(arg, strlen(arg),
-									   GetDatabaseEncoding(), true);
-	if (pg_parse_json(lex, &nullSemAction) != JSON_SUCCESS)
+	if (!aa_json_valid(arg, NULL))
 		config_error(rel, trigger, "The argument is not valid JSON.");
 	jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(arg)));
 	if (!JB_ROOT_IS_OBJECT(jb))
