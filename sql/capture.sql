@@ -141,3 +141,18 @@ SELECT * FROM audit_brief();
 SELECT activity_audit.untrack('moods');
 SELECT activity_audit.untrack('cast_log');
 SELECT count(*) AS leftover FROM audit_raw();
+
+-- escaping, exhaustively: each character from U+0001 to U+012C at each
+-- offset of a 16-byte window (the escaper scans words of 8 bytes) comes
+-- back unchanged, and every event is printable ASCII
+CREATE TABLE esc (id int PRIMARY KEY, s text);
+SELECT activity_audit.track('esc');
+INSERT INTO esc
+  SELECT c * 16 + o, repeat('a', o) || chr(c) || repeat('b', 17 - o)
+    FROM generate_series(1, 300) c, generate_series(0, 15) o;
+SELECT count(*) AS events,
+       count(*) FILTER (WHERE raw::jsonb->'instance_repr'->>'s' = t.s) AS round_trips,
+       count(*) FILTER (WHERE raw ~ '[^\x20-\x7e]') AS not_printable_ascii
+  FROM audit_raw() raw JOIN esc t ON t.id = (raw::jsonb->>'instance_id')::int;
+SELECT activity_audit.untrack('esc');
+SELECT count(*) AS leftover FROM audit_raw();

@@ -142,8 +142,11 @@ typedef struct AARelInfo
 	List	   *type_relids;	/* composite types the columns use */
 	bool		log_noop_updates;
 	char	   *model;			/* model name, JSON-escaped, no quotes */
+	int			model_len;
 	char	   *model_field;	/* "model":"..." */
+	int			model_field_len;
 	char	   *where_fields;	/* "schema":"...","table":"..." */
+	int			where_fields_len;
 } AARelInfo;
 
 extern AARelInfo *aa_get_relinfo(Relation rel, Trigger *trigger,

@@ -276,7 +276,7 @@ append_head(StringInfo buf, AARelInfo *ri, AAEventType type, StringInfo id)
 	aa_put_lit(buf, ",\"level\":\"AUDIT\",\"name\":\"audit.model\",\"message\":\"");
 	aa_put_str(buf, tname);
 	aa_put_lit(buf, " event by ");
-	aa_put_str(buf, ri->model);
+	aa_put(buf, ri->model, ri->model_len);
 	if (id != NULL)
 	{
 		aa_put_lit(buf, " (id: ");
@@ -289,7 +289,7 @@ append_head(StringInfo buf, AARelInfo *ri, AAEventType type, StringInfo id)
 	aa_json_string(buf, aa_service_name ? aa_service_name : "",
 				   aa_service_name ? strlen(aa_service_name) : 0);
 	aa_put_char(buf, ',');
-	aa_put_str(buf, ri->model_field);
+	aa_put(buf, ri->model_field, ri->model_field_len);
 	aa_put_lit(buf, ",\"event_type\":\"");
 	aa_put_str(buf, tname);
 	aa_put_lit(buf, "\",\"instance_id\":");
@@ -336,7 +336,7 @@ append_tail(StringInfo buf, AARelInfo *ri)
 	else
 		aa_put_lit(buf, "{}");
 	aa_put_char(buf, ',');
-	aa_put_str(buf, ri->where_fields);
+	aa_put(buf, ri->where_fields, ri->where_fields_len);
 	aa_put_char(buf, ',');
 	aa_put_str(buf, db_field);
 	aa_put_lit(buf, ",\"db_user\":");

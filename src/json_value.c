@@ -86,6 +86,32 @@ append_u_escape(StringInfo buf, unsigned int code)
 }
 
 /*
+ * Whether any of the eight bytes at p needs escaping: below 0x20, '"', '\\',
+ * DEL or non-ASCII.  Word-at-a-time tests (the "has zero byte" idiom) are
+ * exact about whether some byte matches, which is all the caller needs.
+ */
+static inline bool
+chunk_needs_escape(const unsigned char *p)
+{
+	const uint64 ones = UINT64CONST(0x0101010101010101);
+	const uint64 highs = UINT64CONST(0x8080808080808080);
+	uint64		v;
+	uint64		quote;
+	uint64		backslash;
+	uint64		del;
+
+	memcpy(&v, p, sizeof(v));
+	quote = v ^ (ones * '"');
+	backslash = v ^ (ones * '\\');
+	del = v ^ (ones * 0x7f);
+	return (((v - ones * 0x20) & ~v) |
+			((quote - ones) & ~quote) |
+			((backslash - ones) & ~backslash) |
+			((del - ones) & ~del) |
+			v) & highs;
+}
+
+/*
  * Escape one non-ASCII UTF-8 sequence starting at s (at most 'remain' bytes)
  * as \u escapes, using a surrogate pair beyond the BMP.  Returns the bytes
  * consumed.  A byte that does not start a legal sequence (possible only in a
@@ -158,6 +184,9 @@ aa_json_string_body(StringInfo buf, const char *s, int len)
 	{
 		const unsigned char *run = p;
 
+		/* skip plain characters eight at a time, then one at a time */
+		while (end - p >= 8 && !chunk_needs_escape(p))
+			p += 8;
 		while (p < end && !escape_needed[*p])
 			p++;
 		if (p > run)

@@ -41,6 +41,9 @@
 static HTAB *relinfo_hash = NULL;
 static MemoryContext relinfo_cxt = NULL;
 
+/* The entry of the last firing: a statement's rows all use the same one. */
+static AARelInfo *last_entry = NULL;
+
 /* Configuration parsed from the trigger argument. */
 typedef struct AAConfig
 {
@@ -358,16 +361,19 @@ build_entry(AARelInfo *ri, Relation rel, Trigger *trigger)
 	aa_json_string_body(&buf, cfg.model ? cfg.model : RelationGetRelationName(rel),
 						strlen(cfg.model ? cfg.model : RelationGetRelationName(rel)));
 	ri->model = buf.data;
+	ri->model_len = buf.len;
 
 	initStringInfo(&buf);
 	appendStringInfo(&buf, "\"model\":\"%s\"", ri->model);
 	ri->model_field = buf.data;
+	ri->model_field_len = buf.len;
 
 	initStringInfo(&buf);
 	append_field(&buf, "schema", get_namespace_name(RelationGetNamespace(rel)));
 	appendStringInfoChar(&buf, ',');
 	append_field(&buf, "table", RelationGetRelationName(rel));
 	ri->where_fields = buf.data;
+	ri->where_fields_len = buf.len;
 
 	MemoryContextSwitchTo(old);
 	MemoryContextSetParent(mcxt, relinfo_cxt);
@@ -394,6 +400,8 @@ sweep_invalid_entries(Oid keep)
 			continue;
 		if (entry->mcxt != NULL)
 			MemoryContextDelete(entry->mcxt);
+		if (entry == last_entry)
+			last_entry = NULL;
 		hash_search(relinfo_hash, &entry->tgoid, HASH_REMOVE, NULL);
 	}
 }
@@ -409,10 +417,17 @@ aa_get_relinfo(Relation rel, Trigger *trigger, bool may_sweep)
 	AARelInfo  *ri;
 	bool		found;
 
+	ri = last_entry;
+	if (ri != NULL && ri->tgoid == trigger->tgoid && ri->valid &&
+		ri->relid == RelationGetRelid(rel) &&
+		ri->natts == RelationGetDescr(rel)->natts)
+		return ri;
+
 	if (relinfo_hash == NULL)
 		init_relinfo_hash();
 
 	ri = hash_search(relinfo_hash, &trigger->tgoid, HASH_ENTER, &found);
+	last_entry = ri;
 	if (!found)
 	{
 		ri->mcxt = NULL;
