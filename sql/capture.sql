@@ -156,3 +156,17 @@ SELECT count(*) AS events,
   FROM audit_raw() raw JOIN esc t ON t.id = (raw::jsonb->>'instance_id')::int;
 SELECT activity_audit.untrack('esc');
 SELECT count(*) AS leftover FROM audit_raw();
+
+-- a large value: the event grows past its buffer while changes copies the
+-- new value's text out of instance_repr
+CREATE TABLE big (id int PRIMARY KEY, body text, n int);
+SELECT activity_audit.track('big');
+INSERT INTO big VALUES (1, repeat('x', 10), 0);
+UPDATE big SET body = repeat('y"', 200000), n = 1;
+SELECT length(raw) > 400000 AS large,
+       raw::jsonb->'changes'->'body'->'new' = to_jsonb(b.body) AS new_value_ok,
+       raw::jsonb->'changes'->'n' AS n_change,
+       raw::jsonb->'instance_repr' = to_jsonb(b) AS repr_ok
+  FROM audit_raw() raw, big b
+ WHERE raw::jsonb->>'event_type' = 'UPDATE';
+SELECT activity_audit.untrack('big');

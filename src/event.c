@@ -408,6 +408,8 @@ aa_emit_row_event(AARelInfo *ri, AAEventType type, bool nested,
 	bool		first;
 	int			i;
 	bool	   *changed = NULL;
+	int		   *value_start = NULL;	/* where each changed column's new */
+	int		   *value_end = NULL;	/* value is in instance_repr */
 
 	slot_getallattrs(rowslot);
 	values = rowslot->tts_values;
@@ -419,6 +421,8 @@ aa_emit_row_event(AARelInfo *ri, AAEventType type, bool nested,
 
 		slot_getallattrs(oldslot);
 		changed = palloc0(sizeof(bool) * ri->natts);
+		value_start = palloc(sizeof(int) * ri->natts);
+		value_end = palloc(sizeof(int) * ri->natts);
 		for (i = 0; i < ri->natts; i++)
 		{
 			AAColumn   *col = &ri->cols[i];
@@ -450,7 +454,11 @@ aa_emit_row_event(AARelInfo *ri, AAEventType type, bool nested,
 			aa_put_char(buf, ',');
 		first = false;
 		aa_put(buf, col->key, col->keylen);
+		if (changed != NULL && changed[i])
+			value_start[i] = buf->len;
 		append_column_value(buf, col, values[i], nulls[i]);
+		if (changed != NULL && changed[i])
+			value_end[i] = buf->len;
 	}
 	aa_put_char(buf, '}');
 
@@ -472,7 +480,12 @@ aa_emit_row_event(AARelInfo *ri, AAEventType type, bool nested,
 			append_column_value(buf, col, oldslot->tts_values[i],
 								oldslot->tts_isnull[i]);
 			aa_put_lit(buf, ",\"new\":");
-			append_column_value(buf, col, values[i], nulls[i]);
+			/*
+			 * The new value is in instance_repr already: copy its text, after
+			 * making room, since enlarging may move the buffer.
+			 */
+			enlargeStringInfo(buf, value_end[i] - value_start[i]);
+			aa_put(buf, buf->data + value_start[i], value_end[i] - value_start[i]);
 			aa_put_char(buf, '}');
 		}
 		aa_put_char(buf, '}');
