@@ -14,15 +14,11 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('encoding');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'activity_audit'
-wal_level = logical
-max_replication_slots = 4
-});
-$node->start;
+use FindBin;
+use lib $FindBin::RealBin;
+use AuditTest;
+
+my $node = audit_node('encoding');
 
 # Raw event texts since the last call, read through the database's
 # test_decoding slot (slots are per cluster, so each database has its own).

@@ -14,15 +14,11 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('dump');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'activity_audit'
-wal_level = logical
-max_replication_slots = 4
-});
-$node->start;
+use FindBin;
+use lib $FindBin::RealBin;
+use AuditTest;
+
+my $node = audit_node('dump');
 
 $node->safe_psql('postgres', 'CREATE DATABASE src');
 $node->safe_psql(
