@@ -1,0 +1,493 @@
+#!/usr/bin/env bash
+# bench/run.sh — activity_audit benchmark: audited vs unaudited vs a PL/pgSQL audit trigger.
+#
+#   make install && sudo bench/run.sh
+#   BENCH_ROWS=2000 BENCH_RUNS=1 sudo bench/run.sh        # quick smoke run
+#
+# It does not build anything: activity_audit must already be installed into the PostgreSQL
+# that `pg_config` (or $PG_CONFIG) points at.  It makes a throwaway cluster in a temporary
+# directory (Unix socket in that directory only, no TCP), runs the workloads, prints the
+# results and removes the cluster again.  As root it runs the server as the `postgres` OS user.
+#
+# Environment:
+#   BENCH_ROWS      rows per INSERT / UPDATE measurement            (default 200000)
+#   BENCH_RUNS      measurements per variant and statement; the median is reported (default 5)
+#   BENCH_MEM_ROWS  row counts of the memory check                  (default "ROWS 5*ROWS")
+#   BENCH_MEM       0 skips the memory check                        (default 1)
+#   BENCH_WAL_LEVEL wal_level of the cluster                        (default replica)
+#   BENCH_TMPDIR    where the temporary cluster goes                (default $TMPDIR or /tmp)
+#   BENCH_OS_USER   OS user that runs the server when run as root   (default postgres)
+#   BENCH_KEEP      1 keeps the temporary cluster (and prints where it is)
+#   BENCH_SKIP_AUDIT 1 runs only the unaudited and PL/pgSQL variants, without the extension
+#                   (for working on this script while the extension is not installed)
+#   PG_CONFIG       pg_config to use                                 (default pg_config)
+#
+# Method.  Each measurement is one psql session: CHECKPOINT, then the statement, timed with
+# clock_timestamp() on the server (commit included), with the WAL insert position read before
+# and after.  Every round runs the three variants' INSERTs, then their UPDATEs, in an order
+# rotated from round to round so drift (page cache, CPU clocks) falls on all alike.  Tables
+# are truncated before each INSERT.  After each audited statement, untimed, the script waits
+# with activity_audit.flush() until the writer has delivered every event, so the writer's
+# backlog never runs into the next measurement, and checks that exactly one event per row
+# was delivered.
+set -Eeuo pipefail
+export LC_ALL=C
+unset PGOPTIONS PGSERVICE PGDATABASE PGHOST PGHOSTADDR PGPORT PGUSER
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROWS=${BENCH_ROWS:-200000}
+RUNS=${BENCH_RUNS:-5}
+MEM=${BENCH_MEM:-1}
+WAL_LEVEL=${BENCH_WAL_LEVEL:-replica}
+SKIP_AUDIT=${BENCH_SKIP_AUDIT:-0}
+KEEP=${BENCH_KEEP:-0}
+PG_CONFIG=${PG_CONFIG:-pg_config}
+PORT=5432			# the socket lives in our private directory, so any port will do
+
+die() { echo "bench/run.sh: error: $*" >&2; exit 1; }
+note() { echo "$*" >&2; }
+
+[[ $ROWS =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROWS must be a positive integer (got '$ROWS')"
+[[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer (got '$RUNS')"
+MEM_ROWS=${BENCH_MEM_ROWS:-"$ROWS $((ROWS * 5))"}
+for n in $MEM_ROWS; do
+	[[ $n =~ ^[1-9][0-9]*$ ]] || die "BENCH_MEM_ROWS must list positive integers (got '$MEM_ROWS')"
+done
+
+# ---------------------------------------------------------------- preflight
+
+command -v "$PG_CONFIG" >/dev/null || die "pg_config not found (set PG_CONFIG)"
+BINDIR=$("$PG_CONFIG" --bindir)
+SHAREDIR=$("$PG_CONFIG" --sharedir)
+PKGLIBDIR=$("$PG_CONFIG" --pkglibdir)
+PGVERSION=$("$PG_CONFIG" --version)
+
+if [[ $SKIP_AUDIT != 1 ]]; then
+	[[ -f $SHAREDIR/extension/activity_audit.control ]] ||
+		die "activity_audit is not installed: $SHAREDIR/extension/activity_audit.control is missing.
+Build and install it first (make && sudo make install), then run this script again."
+	[[ -f $PKGLIBDIR/activity_audit.so ]] ||
+		die "activity_audit is not installed: $PKGLIBDIR/activity_audit.so is missing (run make install)."
+fi
+for f in setup.sql insert.sql update.sql memsample.sh; do
+	[[ -r $HERE/$f ]] || die "$HERE/$f is missing"
+done
+
+if [[ $EUID -eq 0 ]]; then
+	OS_USER=${BENCH_OS_USER:-postgres}
+	id "$OS_USER" >/dev/null 2>&1 || die "OS user '$OS_USER' does not exist (PostgreSQL will not run as root; set BENCH_OS_USER)"
+	command -v runuser >/dev/null || die "runuser not found (needed to start the server as $OS_USER)"
+	as_server() { runuser -u "$OS_USER" -- "$@"; }
+else
+	OS_USER=$(id -un)
+	as_server() { "$@"; }
+fi
+
+if [[ $SKIP_AUDIT == 1 ]]; then
+	VARIANTS=(plain plpgsql)
+else
+	VARIANTS=(plain audit plpgsql)
+fi
+label() {
+	case $1 in
+		plain) echo "unaudited" ;;
+		audit) echo "activity_audit" ;;
+		plpgsql) echo "plpgsql trigger" ;;
+	esac
+}
+
+# ---------------------------------------------------------------- the throwaway cluster
+
+WORK=$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/activity_audit_bench.XXXXXX")
+PGDATA=$WORK/data
+SERVER_LOG=$WORK/server.log
+RESULTS=$WORK/results.tsv
+MEMDIR=$WORK/mem
+STARTED=0
+mkdir -p "$MEMDIR"
+: > "$RESULTS"
+[[ $EUID -eq 0 ]] && chown "$OS_USER" "$WORK"
+chmod 700 "$WORK"
+
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM ERR
+	if [[ $STARTED == 1 ]]; then
+		as_server "$BINDIR/pg_ctl" -D "$PGDATA" -m fast -w -t 60 stop >/dev/null 2>&1 ||
+			as_server "$BINDIR/pg_ctl" -D "$PGDATA" -m immediate -w stop >/dev/null 2>&1 || true
+	fi
+	if [[ $rc -ne 0 && -f $SERVER_LOG ]]; then
+		echo "---- last lines of the server log ($SERVER_LOG) ----" >&2
+		tail -n 40 "$SERVER_LOG" >&2 || true
+	fi
+	if [[ $KEEP == 1 ]]; then
+		echo "bench/run.sh: kept the cluster in $WORK" >&2
+	else
+		rm -rf "$WORK"
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+trap 'echo "bench/run.sh: failed (exit $?) at line $LINENO: $BASH_COMMAND" >&2' ERR
+
+note "== creating a throwaway cluster in $WORK (server runs as $OS_USER)"
+as_server "$BINDIR/initdb" -D "$PGDATA" -U postgres -A trust -E UTF8 --locale=C \
+	> "$WORK/initdb.log" 2>&1 || { cat "$WORK/initdb.log" >&2; die "initdb failed"; }
+
+{
+	echo "# added by bench/run.sh"
+	[[ $SKIP_AUDIT == 1 ]] || echo "shared_preload_libraries = 'activity_audit'"
+	echo "listen_addresses = ''"
+	echo "unix_socket_directories = '$WORK'"
+	echo "port = $PORT"
+	echo "shared_buffers = 512MB"
+	echo "max_wal_size = 4GB"
+	echo "checkpoint_timeout = 30min"
+	echo "wal_level = $WAL_LEVEL"
+} >> "$PGDATA/postgresql.conf"
+
+as_server "$BINDIR/pg_ctl" -D "$PGDATA" -l "$SERVER_LOG" -w -t 120 start > /dev/null ||
+	die "the server did not start (see the log above)"
+STARTED=1
+
+export PGAPPNAME=activity_audit_bench
+# psql runs as the invoking user; ON_ERROR_STOP makes any SQL error fail the script.
+pg() {
+	"$BINDIR/psql" -X -q -A -t -v ON_ERROR_STOP=1 -h "$WORK" -p "$PORT" -U postgres -d bench "$@"
+}
+
+"$BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -h "$WORK" -p "$PORT" -U postgres -d postgres \
+	-c "CREATE DATABASE bench"
+
+if [[ $SKIP_AUDIT != 1 ]]; then
+	pg -c "CREATE EXTENSION activity_audit"
+fi
+pg -f "$HERE/setup.sql"
+if [[ $SKIP_AUDIT != 1 ]]; then
+	pg -c "SET client_min_messages = warning" -c "SELECT activity_audit.track('t_audit')" > /dev/null
+	HAVE_FLUSH=$(pg -c "SELECT to_regprocedure('activity_audit.flush(interval)') IS NOT NULL")
+	HAVE_STATUS=$(pg -c "SELECT to_regprocedure('activity_audit.writer_status()') IS NOT NULL")
+	[[ $HAVE_FLUSH == t ]] || note "warning: activity_audit.flush(interval) is missing: the writer's backlog is not drained between measurements"
+	[[ $HAVE_STATUS == t ]] || note "warning: activity_audit.writer_status() is missing: delivered events are not counted"
+else
+	HAVE_FLUSH=f HAVE_STATUS=f
+	note "warning: BENCH_SKIP_AUDIT=1: the activity_audit variant is NOT measured"
+fi
+
+# ---------------------------------------------------------------- helpers
+
+# reset VARIANT: empty its table (and, for the PL/pgSQL variant, its audit_log).
+reset_table() {
+	case $1 in
+		plpgsql) pg -c "TRUNCATE t_plpgsql; TRUNCATE audit_log RESTART IDENTITY" ;;
+		*) pg -c "TRUNCATE t_$1" ;;
+	esac
+	[[ $1 == audit ]] && drain > /dev/null
+	return 0
+}
+
+# drain: wait until the writer has delivered everything committed so far; prints seconds taken.
+drain() {
+	local ok
+	if [[ $HAVE_FLUSH == t ]]; then
+		ok=$(pg -c "SELECT activity_audit.flush('30min') AS ok, round(extract(epoch FROM clock_timestamp() - now()), 3) AS s" -F ' ')
+		[[ ${ok%% *} == t ]] || die "activity_audit.flush() timed out after 30 minutes"
+		echo "${ok#* }"
+	else
+		echo "nan"
+	fi
+}
+
+events_delivered() {
+	if [[ $HAVE_STATUS == t ]]; then
+		pg -c "SELECT coalesce(sum(events_delivered), 0) FROM activity_audit.writer_status()"
+	else
+		echo 0
+	fi
+}
+
+# wal_messages FROM_LSN TO_LSN: "count record_bytes" of the logical-decoding messages in that WAL range.
+wal_messages() {
+	local stats
+	stats=$("$BINDIR/pg_waldump" -p "$PGDATA/pg_wal" -s "$1" -e "$2" -r LogicalMessage --stats=record) ||
+		die "pg_waldump could not read the WAL from $1 to $2"
+	awk '$1 == "LogicalMessage/MESSAGE" { n = $2; b = $4 } END { print n + 0, b + 0 }' <<< "$stats"
+}
+
+# measure OP VARIANT ROUND: one timed statement in its own session; appends to $RESULTS.
+measure() {
+	local op=$1 v=$2 round=$3 out ms wal lsn0 lsn1 ev0=0 ev1 drain_s=nan n msgs=nan msgbytes=nan
+	[[ $v == audit ]] && ev0=$(events_delivered)
+	out=$(pg -v tbl="t_$v" -v lo=1 -v hi="$ROWS" -v script="$HERE/$op.sql" <<'EOF'
+SET client_min_messages = warning;
+CHECKPOINT;
+SELECT pg_current_wal_insert_lsn() AS lsn0, clock_timestamp() AS t0 \gset
+\i :script
+SELECT round(1000 * extract(epoch FROM clock_timestamp() - :'t0'::timestamptz), 1) AS ms,
+       pg_wal_lsn_diff(pg_current_wal_insert_lsn(), :'lsn0'::pg_lsn)::bigint AS wal,
+       pg_current_wal_flush_lsn() AS lsn1 \gset
+\echo RESULT :ms :wal :lsn0 :lsn1
+EOF
+)
+	read -r _ ms wal lsn0 lsn1 <<< "$(grep '^RESULT ' <<< "$out")"
+	[[ -n ${lsn1:-} ]] || die "no timing from the $op on t_$v: $out"
+	case $v in
+		audit)
+			# Count the events in the WAL itself (needs nothing from the writer): one
+			# transactional logical message per row; nothing else in this range writes any.
+			read -r msgs msgbytes <<< "$(wal_messages "$lsn0" "$lsn1")"
+			(( msgs == ROWS )) ||
+				die "the audited $op of $ROWS rows wrote $msgs logical messages into the WAL (expected $ROWS)"
+			drain_s=$(drain)
+			if [[ $HAVE_STATUS == t ]]; then
+				ev1=$(events_delivered)
+				(( ev1 - ev0 == ROWS )) ||
+					die "the audited $op of $ROWS rows delivered $((ev1 - ev0)) events (expected $ROWS)"
+			fi
+			;;
+		plpgsql)
+			n=$(pg -c "SELECT count(*) FROM audit_log")
+			want=$ROWS; [[ $op == update ]] && want=$((2 * ROWS))
+			(( n == want )) || die "audit_log has $n rows after the $op (expected $want)"
+			;;
+	esac
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$op" "$v" "$round" "$ms" "$wal" "$drain_s" "$msgs" "$msgbytes" >> "$RESULTS"
+	note "$(printf '   round %d  %-6s  %-16s %10.1f ms   %8.1f MB WAL%s' "$round" "$op" "$(label "$v")" "$ms" \
+		"$(awk -v w="$wal" 'BEGIN { printf "%.1f", w / 1048576 }')" \
+		"$([[ $drain_s != nan ]] && echo "   (writer drained in ${drain_s} s)")")"
+}
+
+# agg OP VARIANT COLUMN(4=ms 5=wal 6=drain 7=messages 8=message bytes) FN(median|min|max)
+agg() {
+	awk -F '\t' -v op="$1" -v v="$2" -v c="$3" '$1 == op && $2 == v && $c != "nan" { print $c }' "$RESULTS" |
+		sort -g |
+		awk -v fn="$4" '{ a[NR] = $1 }
+			END {
+				if (NR == 0) { print "nan"; exit }
+				if (fn == "min") x = a[1]
+				else if (fn == "max") x = a[NR]
+				else if (NR % 2) x = a[(NR + 1) / 2]
+				else x = (a[NR / 2] + a[NR / 2 + 1]) / 2
+				printf "%.3f\n", x
+			}'
+}
+
+calc() { awk "BEGIN { x = $1; printf \"$2\", x }"; }
+
+# ---------------------------------------------------------------- timed workloads
+
+CPUS=$(nproc)
+SERVER_VERSION=$(pg -c "SHOW server_version")
+note "== PostgreSQL $SERVER_VERSION, $CPUS CPUs; $ROWS rows per statement, $RUNS runs"
+
+# Warm-up: one full round, not recorded.  The first round of a fresh cluster also pays for
+# creating WAL segment files (later rounds recycle them), for the page cache and the catalogs;
+# without this, round 1 is slower for every variant.
+note "== warm-up round ($ROWS rows per variant, not recorded)"
+for v in "${VARIANTS[@]}"; do
+	reset_table "$v"
+	pg -v tbl="t_$v" -v lo=1 -v hi="$ROWS" -f "$HERE/insert.sql"
+	pg -v tbl="t_$v" -f "$HERE/update.sql"
+	[[ $v == audit ]] && drain > /dev/null
+done
+
+NV=${#VARIANTS[@]}
+for (( r = 1; r <= RUNS; r++ )); do
+	note "== round $r/$RUNS"
+	order=()
+	for (( i = 0; i < NV; i++ )); do
+		order+=("${VARIANTS[$(( (i + r - 1) % NV ))]}")
+	done
+	for v in "${order[@]}"; do
+		reset_table "$v"
+		measure insert "$v" "$r"
+	done
+	for v in "${order[@]}"; do
+		measure update "$v" "$r"
+	done
+done
+
+# ---------------------------------------------------------------- report: time and WAL
+
+echo
+echo "activity_audit benchmark"
+echo "  PostgreSQL $SERVER_VERSION, $CPUS CPUs, $(awk '/MemTotal/ { printf "%.1f GB RAM", $2 / 1048576 }' /proc/meminfo)"
+echo "  shared_buffers=512MB max_wal_size=4GB checkpoint_timeout=30min wal_level=$WAL_LEVEL, fsync and synchronous_commit on (defaults)"
+echo "  $ROWS rows per statement; median of $RUNS runs (min..max); CHECKPOINT before each statement; time includes commit"
+echo
+printf '%-17s %28s %28s %14s %14s\n' "variant" "INSERT ms" "UPDATE ms" "INSERT WAL/row" "UPDATE WAL/row"
+for v in "${VARIANTS[@]}"; do
+	printf '%-17s %28s %28s %14s %14s\n' "$(label "$v")" \
+		"$(printf '%.1f (%.1f..%.1f)' "$(agg insert "$v" 4 median)" "$(agg insert "$v" 4 min)" "$(agg insert "$v" 4 max)")" \
+		"$(printf '%.1f (%.1f..%.1f)' "$(agg update "$v" 4 median)" "$(agg update "$v" 4 min)" "$(agg update "$v" 4 max)")" \
+		"$(calc "$(agg insert "$v" 5 median) / $ROWS" '%.0f B')" \
+		"$(calc "$(agg update "$v" 5 median) / $ROWS" '%.0f B')"
+done
+
+ratio() {	# OP NUMERATOR DENOMINATOR
+	calc "$(agg "$1" "$2" 4 median) / $(agg "$1" "$3" 4 median)" '%.2f'
+}
+echo
+# pratio OP NUMERATOR DENOMINATOR: median over rounds of the ratio of the two
+# variants' times in the same round.  Rounds run the variants back to back,
+# so this cancels much of the drift a shared machine shows between rounds.
+pratio() {
+	awk -F '\t' -v op="$1" -v n="$2" -v d="$3" '
+		$1 == op && $2 == n { num[$3] = $4 }
+		$1 == op && $2 == d { den[$3] = $4 }
+		END { for (r in num) if ((r in den) && den[r] > 0) printf "%.6f\n", num[r] / den[r] }' "$RESULTS" |
+		sort -g |
+		awk '{ a[NR] = $1 }
+			END {
+				if (NR == 0) { print "nan"; exit }
+				if (NR % 2) x = a[(NR + 1) / 2]; else x = (a[NR / 2] + a[NR / 2 + 1]) / 2
+				printf "%.2f\n", x
+			}'
+}
+
+printf '%-44s %10s %10s\n' "ratio (median times)" "INSERT" "UPDATE"
+if [[ $SKIP_AUDIT != 1 ]]; then
+	printf '%-44s %9sx %9sx\n' "activity_audit / unaudited" "$(ratio insert audit plain)" "$(ratio update audit plain)"
+	printf '%-44s %9sx %9sx\n' "  same, median of per-round ratios" "$(pratio insert audit plain)" "$(pratio update audit plain)"
+fi
+printf '%-44s %9sx %9sx\n' "plpgsql trigger / unaudited" "$(ratio insert plpgsql plain)" "$(ratio update plpgsql plain)"
+if [[ $SKIP_AUDIT != 1 ]]; then
+	printf '%-44s %9sx %9sx\n' "speedup of activity_audit over plpgsql" "$(ratio insert plpgsql audit)" "$(ratio update plpgsql audit)"
+	echo
+	printf 'WAL bytes per audited row (audited minus unaudited, median): INSERT %s, UPDATE %s\n' \
+		"$(calc "($(agg insert audit 5 median) - $(agg insert plain 5 median)) / $ROWS" '%.0f')" \
+		"$(calc "($(agg update audit 5 median) - $(agg update plain 5 median)) / $ROWS" '%.0f')"
+	printf 'for comparison, plpgsql trigger minus unaudited:                 INSERT %s, UPDATE %s\n' \
+		"$(calc "($(agg insert plpgsql 5 median) - $(agg insert plain 5 median)) / $ROWS" '%.0f')" \
+		"$(calc "($(agg update plpgsql 5 median) - $(agg update plain 5 median)) / $ROWS" '%.0f')"
+	printf 'audit events found in the WAL: one logical message per row in every audited statement; %.0f bytes per message record (median)\n' \
+		"$(calc "$(agg insert audit 8 median) / $ROWS" '%.0f')"
+	if [[ $HAVE_FLUSH == t ]]; then
+		printf 'writer delivery after commit (flush() wait, median, untimed above): INSERT %.2f s, UPDATE %.2f s\n' \
+			"$(agg insert audit 6 median)" "$(agg update audit 6 median)"
+	fi
+	if [[ $HAVE_STATUS == t ]]; then
+		echo "every audited statement delivered exactly one event per row (checked with writer_status())"
+	fi
+fi
+
+# ---------------------------------------------------------------- memory
+
+if [[ $MEM == 1 ]]; then
+	note "== memory check ($MEM_ROWS rows, one transaction each)"
+	export BENCH_MEMSAMPLE=$HERE/memsample.sh BENCH_MEMDIR=$MEMDIR
+	MEMRESULTS=$WORK/mem.tsv
+	: > "$MEMRESULTS"
+	for n in $MEM_ROWS; do
+		for v in "${VARIANTS[@]}"; do
+			reset_table "$v"
+			pg -c "CHECKPOINT"
+			writer_pid=
+			if [[ $v == audit ]]; then
+				if [[ $HAVE_STATUS == t ]]; then
+					writer_pid=$(pg -c "SELECT pid FROM activity_audit.writer_status() LIMIT 1")
+				else
+					writer_pid=$(pg -c "SELECT pid FROM pg_stat_activity WHERE backend_type ILIKE '%audit%' LIMIT 1")
+				fi
+				[[ -n $writer_pid ]] && "$BENCH_MEMSAMPLE" start "$MEMDIR" writer "$writer_pid"
+			fi
+			out=$(pg -v tbl="t_$v" -v nrows="$n" -v script="$HERE/insert.sql" <<'EOF'
+SET client_min_messages = warning;
+SELECT pg_backend_pid() AS pid \gset
+\setenv BENCH_PID :pid
+BEGIN;
+-- warm-up row (id 0): catalog caches, trigger and per-relation state exist before "before"
+\set lo 0
+\set hi 0
+\i :script
+SELECT sum(total_bytes) AS ctx0 FROM pg_backend_memory_contexts \gset
+\! "$BENCH_MEMSAMPLE" start "$BENCH_MEMDIR" backend "$BENCH_PID"
+\set lo 1
+\set hi :nrows
+\i :script
+\! "$BENCH_MEMSAMPLE" stop "$BENCH_MEMDIR" backend
+SELECT sum(total_bytes) AS ctx1 FROM pg_backend_memory_contexts \gset
+COMMIT;
+SELECT sum(total_bytes) AS ctx2 FROM pg_backend_memory_contexts \gset
+\echo MEM :pid :ctx0 :ctx1 :ctx2
+EOF
+)
+			read -r _ pid ctx0 ctx1 ctx2 <<< "$(grep '^MEM ' <<< "$out")"
+			[[ -n ${ctx2:-} && -f $MEMDIR/backend.result ]] || die "memory check on t_$v failed: $out"
+			read -r a0 apeak a1 shpeak hwm hwreset < "$MEMDIR/backend.result"
+			wpeak=nan wdrain=nan
+			if [[ $v == audit ]]; then
+				wdrain=$(drain)
+				if [[ -n $writer_pid ]]; then
+					"$BENCH_MEMSAMPLE" stop "$MEMDIR" writer
+					read -r _ wpeak _ _ _ _ < "$MEMDIR/writer.result"
+				fi
+			fi
+			printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$v" "$ctx0" "$ctx1" "$ctx2" \
+				"$a0" "$apeak" "$a1" "$hwm" "$hwreset" "$wpeak" "$wdrain" >> "$MEMRESULTS"
+			note "   $n rows  $(label "$v"): contexts $((ctx0 / 1024)) -> $((ctx1 / 1024)) kB, RssAnon peak $((apeak / 1024)) MB"
+		done
+	done
+
+	echo
+	echo "memory of the inserting backend: one INSERT ... SELECT of N rows inside one transaction"
+	echo "  contexts = sum(total_bytes) of pg_backend_memory_contexts in that session: before the statement"
+	echo "  (after a 1-row warm-up insert), after it (same transaction), after COMMIT.  RssAnon = private"
+	echo "  memory from /proc/PID/status, peak sampled every 10 ms during the statement.  VmHWM = kernel peak"
+	echo "  RSS during the statement (reset just before it), which includes the shared_buffers pages touched."
+	echo
+	printf '%9s %-16s %11s %11s %11s %11s %11s %11s %11s\n' \
+		"rows" "variant" "ctx before" "ctx after" "ctx commit" "anon before" "anon peak" "anon growth" "VmHWM"
+	while IFS=$'\t' read -r n v ctx0 ctx1 ctx2 a0 apeak a1 hwm hwreset wpeak wdrain; do
+		printf '%9s %-16s %8.0f kB %8.0f kB %8.0f kB %8.1f MB %8.1f MB %8.1f MB %8.1f MB%s\n' \
+			"$n" "$(label "$v")" "$(calc "$ctx0 / 1024" '%.1f')" "$(calc "$ctx1 / 1024" '%.1f')" \
+			"$(calc "$ctx2 / 1024" '%.1f')" "$(calc "$a0 / 1024" '%.2f')" "$(calc "$apeak / 1024" '%.2f')" \
+			"$(calc "($apeak - $a0) / 1024" '%.2f')" "$(calc "$hwm / 1024" '%.2f')" \
+			"$([[ $hwreset == 1 ]] || echo ' (not reset: since backend start)')"
+	done < "$MEMRESULTS"
+
+	read -r -a mrows <<< "$MEM_ROWS"
+	if (( ${#mrows[@]} >= 2 )); then
+		lo=${mrows[0]} hi=${mrows[${#mrows[@]} - 1]}
+		echo
+		echo "growth from $lo to $hi rows (a backend whose memory does not depend on the row count keeps"
+		echo "the 'minus unaudited' column near 0; the unaudited INSERT itself buffers generate_series"
+		echo "output in a tuplestore of at most work_mem):"
+		printf '  %-16s %17s %22s %12s %17s %12s\n' "variant" "ctx left after" "peak private memory" "per row" "minus unaudited" "per row"
+		base_growth=
+		for v in "${VARIANTS[@]}"; do
+			row_lo=$(awk -F '\t' -v n="$lo" -v v="$v" '$1 == n && $2 == v' "$MEMRESULTS")
+			row_hi=$(awk -F '\t' -v n="$hi" -v v="$v" '$1 == n && $2 == v' "$MEMRESULTS")
+			IFS=$'\t' read -r _ _ c0l c1l _ a0l apl _ <<< "$row_lo"
+			IFS=$'\t' read -r _ _ c0h c1h _ a0h aph _ <<< "$row_hi"
+			growth=$(calc "($aph - $a0h) - ($apl - $a0l)" '%.0f')		# kB
+			[[ $v == plain ]] && base_growth=$growth
+			printf '  %-16s %+14.1f kB %+19.2f MB %+10.1f B %+14.2f MB %+10.1f B\n' \
+				"$(label "$v")" \
+				"$(calc "(($c1h - $c0h) - ($c1l - $c0l)) / 1024" '%.1f')" \
+				"$(calc "$growth / 1024" '%.2f')" \
+				"$(calc "$growth * 1024 / ($hi - $lo)" '%.1f')" \
+				"$(calc "($growth - ${base_growth:-0}) / 1024" '%.2f')" \
+				"$(calc "($growth - ${base_growth:-0}) * 1024 / ($hi - $lo)" '%.1f')"
+		done
+		echo "  (any AFTER ROW trigger makes PostgreSQL queue a ~12-16 byte event per row until the end of"
+		echo "   the statement; compare activity_audit with the plpgsql trigger, which pays the same.)"
+	fi
+	if [[ $SKIP_AUDIT != 1 ]]; then
+		echo
+		while IFS=$'\t' read -r n v _ _ _ _ _ _ _ _ wpeak wdrain; do
+			[[ $v == audit ]] || continue
+			if [[ $wpeak != nan ]]; then
+				printf 'writer process, %s-row transaction: peak private memory %.1f MB; delivered %s s after commit\n' \
+					"$n" "$(calc "$wpeak / 1024" '%.1f')" "$wdrain"
+			fi
+		done < "$MEMRESULTS"
+	fi
+fi
+
+if [[ $HAVE_STATUS == t ]]; then
+	echo
+	echo "writer_status() at the end:"
+	pg -P pager=off -x -c "SELECT * FROM activity_audit.writer_status()" | sed 's/^/  /'
+fi
