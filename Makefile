@@ -13,7 +13,10 @@ OBJS = \
 	src/json_value.o \
 	src/relinfo.o \
 	src/event.o \
-	src/capture.o
+	src/capture.o \
+	src/sign.o \
+	src/writer.o \
+	src/stream.o
 
 EXTENSION = activity_audit
 DATA = sql/activity_audit--0.1.sql
@@ -23,10 +26,10 @@ PG_CPPFLAGS = -I$(srcdir)/src
 
 # pg_regress: a private cluster with the library preloaded and logical WAL,
 # so the tests can read events back through a test_decoding slot.
-REGRESS = setup track context values capture ddl partition truncate
+REGRESS = setup track context values capture ddl partition truncate writer
 REGRESS_OPTS = --temp-instance=tmp_regress --temp-config=$(srcdir)/test/regress.conf
 
-ISOLATION = concurrent_ddl
+ISOLATION = concurrent_ddl commit_order twophase concurrent_writers
 ISOLATION_OPTS = --temp-instance=tmp_isolation --temp-config=$(srcdir)/test/regress.conf \
 	--inputdir=$(srcdir)/test/isolation
 
@@ -38,6 +41,6 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # every object depends on the shared header (PGXS does not track headers)
-$(OBJS): src/activity_audit.h
+$(OBJS): src/activity_audit.h src/writer.h
 
 EXTRA_CLEAN = tmp_regress tmp_isolation output_iso results regression.diffs regression.out

@@ -276,3 +276,18 @@ AS $$
          pg_catalog.set_config('audit.request_id', coalesce(request_id, ''), coalesce(is_local, true)),
          pg_catalog.set_config('audit.extra', coalesce(extra::text, ''), coalesce(is_local, true));
 $$;
+
+-- Wait until every event committed before the call is delivered.
+CREATE FUNCTION activity_audit.flush(timeout interval DEFAULT '10s')
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'activity_audit_flush'
+LANGUAGE C STRICT VOLATILE;
+
+-- The writer's health and lag.
+CREATE FUNCTION activity_audit.writer_status()
+RETURNS TABLE(pid int, read_lsn pg_lsn, delivered_lsn pg_lsn, lag_bytes bigint,
+              events_delivered bigint, bytes_written bigint, current_file text,
+              pending_xacts int, spilled_bytes bigint, forged_rejected bigint,
+              last_error text)
+AS 'MODULE_PATHNAME', 'activity_audit_writer_status'
+LANGUAGE C STRICT VOLATILE;

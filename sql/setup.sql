@@ -12,9 +12,10 @@ CREATE FUNCTION audit_raw() RETURNS SETOF text LANGUAGE sql AS $$
    WHERE data LIKE 'message: transactional: 1 prefix: activity_audit, %'
 $$;
 
--- The same events as jsonb, without the keys that vary from run to run.
+-- The same events as jsonb, without the keys that vary from run to run
+-- (sig, the signature, depends on the server's event key).
 CREATE FUNCTION audit_events() RETURNS SETOF jsonb LANGUAGE sql AS $$
-  SELECT e::jsonb - '{timestamp,backend_pid,txid}'::text[] FROM audit_raw() e
+  SELECT e::jsonb - '{timestamp,backend_pid,txid,sig}'::text[] FROM audit_raw() e
 $$;
 
 -- One line per event, for compact expected output.

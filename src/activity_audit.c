@@ -4,8 +4,8 @@
  *		Module entry point: library load, preload check, settings.
  *
  * The library must be in shared_preload_libraries: that is where the
- * settings are defined for every backend and where the writer and the event
- * signing key will live.  Loaded any other way (CREATE EXTENSION, LOAD) it
+ * settings are defined for every backend, the event signing key is loaded
+ * and the writer is registered.  Loaded any other way (CREATE EXTENSION, LOAD) it
  * refuses to audit, so a write that cannot be audited properly fails instead
  * of happening unaudited.
  *
@@ -20,6 +20,7 @@
 #include "utils/guc.h"
 
 #include "activity_audit.h"
+#include "writer.h"
 
 PG_MODULE_MAGIC;
 
@@ -41,12 +42,19 @@ _PG_init(void)
 	aa_preloaded = process_shared_preload_libraries_in_progress;
 
 	aa_define_context_gucs();
+	aa_define_writer_gucs();
 
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("audit");
 #else
 	EmitWarningsOnPlaceholders("audit");
 #endif
+
+	if (aa_preloaded)
+	{
+		aa_load_event_key();
+		aa_register_writer();
+	}
 }
 
 /*

@@ -348,10 +348,11 @@ append_tail(StringInfo buf, AARelInfo *ri)
 	aa_put_str(buf, transaction_tail());
 }
 
-/* Write the finished event into the WAL as a transactional message. */
+/* Sign the finished event and write it into the WAL as a transactional message. */
 static void
 write_event(StringInfo buf)
 {
+	aa_sign_event(buf);
 #if PG_VERSION_NUM >= 170000
 	LogLogicalMessage(AA_MESSAGE_PREFIX, buf->data, buf->len, true, false);
 #else
