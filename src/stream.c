@@ -35,7 +35,6 @@
 #include <ctype.h>
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,6 +44,7 @@
 #include "pgtime.h"
 #include "storage/fd.h"
 #include "utils/datetime.h"
+#include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
@@ -133,6 +133,17 @@ static char *cur_directory = NULL;
 static char *cur_pattern = NULL;
 static pg_time_t cur_started = 0;
 static off_t cur_size = 0;
+
+/*
+ * Lines appended but not yet written to the current file.  Writing each
+ * line with its own system call would cost more than everything else the
+ * writer does per event; the buffer goes to the file when it is full, before
+ * a rotation and at every sync.  A failed write leaves it in place (and the
+ * file cut back to its last whole line), so the write can be retried.
+ */
+#define WBUF_FLUSH_AT	(256 * 1024)
+static StringInfoData wbuf;
+static bool wbuf_ready = false;
 static bool cur_dirty = false;	/* written since the last fsync */
 static AAStreamPos cur_pos;
 static uint64 total_bytes = 0;
@@ -232,6 +243,58 @@ format_utc(TimestampTz ts, char *out)
 	snprintf(out, UTC_TEXT_LEN + 1, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ",
 			 tm.tm_year, tm.tm_mon, tm.tm_mday,
 			 tm.tm_hour, tm.tm_min, tm.tm_sec, (int) fsec);
+}
+
+/*
+ * The keys the stream adds before the chain: [,]"seq":N,"lsn":"X/X",
+ * "committed_at":"...".  Formatted by hand: printf-style formatting was the
+ * largest cost per event.  All events of a commit share committed_at, so
+ * its text is kept from the previous event.
+ */
+static int
+format_trailer(char *out, bool comma, uint64 seq, XLogRecPtr lsn,
+			   TimestampTz committed_at)
+{
+	static TimestampTz last_ts = DT_NOBEGIN;
+	static char last_text[UTC_TEXT_LEN + 1];
+	static const char hexdig[] = "0123456789ABCDEF";
+	char	   *t = out;
+	int			half;
+
+	if (committed_at != last_ts)
+	{
+		format_utc(committed_at, last_text);
+		last_ts = committed_at;
+	}
+	if (comma)
+		*t++ = ',';
+	memcpy(t, "\"seq\":", 6);
+	t += 6;
+	t += pg_ulltoa_n(seq, t);
+	memcpy(t, ",\"lsn\":\"", 8);
+	t += 8;
+	for (half = 0; half < 2; half++)
+	{
+		uint32		v = half == 0 ? (uint32) (lsn >> 32) : (uint32) lsn;
+		char		digits[8];
+		int			n = 0;
+
+		do
+		{
+			digits[n++] = hexdig[v & 0xF];
+			v >>= 4;
+		} while (v != 0);
+		while (n > 0)
+			*t++ = digits[--n];
+		if (half == 0)
+			*t++ = '/';
+	}
+	memcpy(t, "\",\"committed_at\":\"", 18);
+	t += 18;
+	memcpy(t, last_text, UTC_TEXT_LEN);
+	t += UTC_TEXT_LEN;
+	*t++ = '"';
+	return t - out;
 }
 
 /* Remember why the stream cannot go on; kept until aa_stream_open(). */
@@ -942,6 +1005,8 @@ forget_current(void)
 	cur_name = NULL;
 	cur_size = 0;
 	cur_dirty = false;
+	if (wbuf_ready)
+		resetStringInfo(&wbuf);
 }
 
 /* Adopt an open file as the current one; the strings become ours. */
@@ -951,6 +1016,15 @@ set_current(int fd, char *path, char *directory, char *pattern,
 {
 	char	   *slash;
 
+	if (!wbuf_ready)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		initStringInfo(&wbuf);
+		enlargeStringInfo(&wbuf, WBUF_FLUSH_AT);
+		MemoryContextSwitchTo(old);
+		wbuf_ready = true;
+	}
 	cur_fd = fd;
 	cur_path = path;
 	slash = strrchr(path, '/');
@@ -960,6 +1034,46 @@ set_current(int fd, char *path, char *directory, char *pattern,
 	cur_started = started;
 	cur_size = size;
 	cur_dirty = false;
+}
+
+/* Write the buffered lines to the current file (see wbuf). */
+static bool
+flush_wbuf(char **err)
+{
+	size_t		done = 0;
+
+	if (!wbuf_ready || wbuf.len == 0)
+		return true;
+	while (done < (size_t) wbuf.len)
+	{
+		ssize_t		n = write(cur_fd, wbuf.data + done, wbuf.len - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+		{
+			int			save_errno = (n == 0) ? ENOSPC : errno;
+
+			*err = NULL;
+			if (done > 0 && ftruncate(cur_fd, cur_size) != 0)
+			{
+				errno = save_errno;
+				*err = psprintf("could not write to audit stream file \"%s\" and could not remove the partial lines: %m",
+								cur_path);
+				mark_broken(*err);
+			}
+			errno = save_errno;
+			if (*err == NULL)
+				*err = psprintf("could not write to audit stream file \"%s\": %m",
+								cur_path);
+			return false;
+		}
+		done += n;
+	}
+	cur_size += wbuf.len;
+	cur_dirty = true;
+	resetStringInfo(&wbuf);
+	return true;
 }
 
 /*
@@ -1086,6 +1200,8 @@ start_file(const char *name, pg_time_t now, char **err)
 		return START_FAILED;
 	}
 
+	if (cur_fd >= 0 && !flush_wbuf(err))
+		return START_FAILED;
 	if (cur_fd >= 0 && cur_dirty)
 	{
 		if (pg_fsync(cur_fd) != 0)
@@ -1184,7 +1300,7 @@ maybe_rotate(char **err)
 		if (!same_dir || strcmp(cur_pattern, aa_log_filename) != 0)
 			due = true;
 		else if (aa_rotation_size > 0 &&
-				 cur_size >= (off_t) aa_rotation_size * 1024)
+				 cur_size + wbuf.len >= (off_t) aa_rotation_size * 1024)
 			due = true;
 		else if (aa_rotation_age > 0 &&
 				 now - cur_started >= (pg_time_t) aa_rotation_age * SECS_PER_MINUTE)
@@ -1216,27 +1332,22 @@ maybe_rotate(char **err)
 }
 
 /*
- * Append one committed event.  The line is written with a single writev()
- * where possible; if the write fails part way, the file is cut back to the
- * line's start so it stays a sequence of complete lines, and the position
- * is not moved, so the caller can retry the same event.
+ * Append one committed event to the write buffer (see wbuf).  If the
+ * buffer must be written first and that fails, the event is not added and
+ * the position is not moved, so the caller can retry the same event.
  */
 bool
 aa_stream_append(const char *event, int len, XLogRecPtr commit_lsn,
 				 TimestampTz committed_at, bool first_of_commit, char **err)
 {
 	char		trailer[TRAILER_MAX + CHAIN_SUFFIX_LEN + 2];
-	char		when[UTC_TEXT_LEN + 1];
 	char		hash[HASH_HEX_LEN + 1];
 	int			body_len;
 	int			i;
 	int			tlen;
 	int			slen;
 	uint64		seq;
-	struct iovec iov[2];
-	int			iovcnt;
 	size_t		total;
-	size_t		done;
 
 	if (!stream_ready)
 		elog(ERROR, "audit stream is not open");
@@ -1268,11 +1379,8 @@ aa_stream_append(const char *event, int len, XLogRecPtr commit_lsn,
 	for (i = body_len - 1; i > 0 && isspace((unsigned char) event[i]); i--)
 		;
 	seq = cur_pos.seq + 1;
-	format_utc(committed_at, when);
-	tlen = snprintf(trailer, TRAILER_MAX,
-					"%s\"seq\":" UINT64_FORMAT ",\"lsn\":\"%X/%X\",\"committed_at\":\"%s\"",
-					event[i] == '{' ? "" : ",", seq,
-					LSN_FORMAT_ARGS(commit_lsn), when);
+	tlen = format_trailer(trailer, event[i] != '{', seq, commit_lsn,
+						  committed_at);
 	Assert(tlen > 0 && tlen < TRAILER_MAX);
 
 	hash_begin(cur_pos.hash);
@@ -1280,66 +1388,30 @@ aa_stream_append(const char *event, int len, XLogRecPtr commit_lsn,
 	hash_add(trailer, tlen);
 	hash_end(hash);
 
-	slen = snprintf(trailer + tlen, sizeof(trailer) - tlen,
-					PREV_HASH_KEY "%s" HASH_KEY "%s\"}\n", cur_pos.hash, hash);
+	{
+		char	   *t = trailer + tlen;
+
+		memcpy(t, PREV_HASH_KEY, sizeof(PREV_HASH_KEY) - 1);
+		t += sizeof(PREV_HASH_KEY) - 1;
+		memcpy(t, cur_pos.hash, HASH_HEX_LEN);
+		t += HASH_HEX_LEN;
+		memcpy(t, HASH_KEY, sizeof(HASH_KEY) - 1);
+		t += sizeof(HASH_KEY) - 1;
+		memcpy(t, hash, HASH_HEX_LEN);
+		t += HASH_HEX_LEN;
+		memcpy(t, "\"}\n", 3);
+		t += 3;
+		slen = t - (trailer + tlen);
+	}
 	Assert(slen == CHAIN_SUFFIX_LEN + 1);
 
-	iov[0].iov_base = unconstify(char *, event);
-	iov[0].iov_len = body_len;
-	iov[1].iov_base = trailer;
-	iov[1].iov_len = tlen + slen;
-	iovcnt = 2;
 	total = body_len + tlen + slen;
-	done = 0;
-	while (done < total)
-	{
-		ssize_t		n;
+	if (wbuf.len + total > WBUF_FLUSH_AT && !flush_wbuf(err))
+		return false;
+	appendBinaryStringInfo(&wbuf, event, body_len);
+	appendBinaryStringInfo(&wbuf, trailer, tlen + slen);
 
-		n = writev(cur_fd, iov + (2 - iovcnt), iovcnt);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-		{
-			int			save_errno = (n == 0) ? ENOSPC : errno;
-
-			*err = NULL;
-			if (done > 0 && ftruncate(cur_fd, cur_size) != 0)
-			{
-				errno = save_errno;
-				*err = psprintf("could not write to audit stream file \"%s\" and could not remove the partial line: %m",
-								cur_path);
-				mark_broken(*err);
-			}
-			errno = save_errno;
-			if (*err == NULL)
-				*err = psprintf("could not write to audit stream file \"%s\": %m",
-								cur_path);
-			return false;
-		}
-		done += n;
-		/* skip what was written */
-		while (n > 0)
-		{
-			struct iovec *v = &iov[2 - iovcnt];
-
-			if ((size_t) n >= v->iov_len)
-			{
-				n -= v->iov_len;
-				v->iov_len = 0;
-				iovcnt--;
-			}
-			else
-			{
-				v->iov_base = (char *) v->iov_base + n;
-				v->iov_len -= n;
-				n = 0;
-			}
-		}
-	}
-
-	cur_size += total;
 	total_bytes += total;
-	cur_dirty = true;
 	if (commit_lsn == cur_pos.commit_lsn)
 		cur_pos.events_at_lsn++;
 	else
@@ -1365,6 +1437,8 @@ aa_stream_sync(char **err)
 		*err = psprintf("audit stream must be reopened: %s", stream_broken);
 		return false;
 	}
+	if (cur_fd >= 0 && !flush_wbuf(err))
+		return false;			/* retryable: the lines are still buffered */
 	if (cur_fd < 0 || !cur_dirty)
 		return true;
 	if (pg_fsync(cur_fd) != 0)
