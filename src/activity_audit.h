@@ -56,8 +56,9 @@ extern void aa_require_preload(void);
 
 /* sign.c: the event key and the MAC of events */
 extern void aa_load_event_key(void);
-extern void aa_sign_event(StringInfo buf);
-extern bool aa_verify_event(const char *msg, size_t len, size_t *body_len);
+extern void aa_sign_event(StringInfo buf, uint64 txid);
+extern bool aa_verify_event(const char *msg, size_t len, size_t *body_len,
+							uint64 *txid);
 
 /* context.c: the audit.* session GUCs */
 extern char *aa_user_id;

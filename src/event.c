@@ -352,7 +352,7 @@ append_tail(StringInfo buf, AARelInfo *ri)
 static void
 write_event(StringInfo buf)
 {
-	aa_sign_event(buf);
+	aa_sign_event(buf, U64FromFullTransactionId(GetTopFullTransactionId()));
 #if PG_VERSION_NUM >= 170000
 	LogLogicalMessage(AA_MESSAGE_PREFIX, buf->data, buf->len, true, false);
 #else

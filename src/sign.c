@@ -7,10 +7,20 @@
  * The key is 16 random bytes in $PGDATA/pg_activity_audit/event_key, made
  * on the first start and read by the postmaster when it preloads the
  * library, so every backend and the writer inherit it and no SQL can read
- * it.  The trigger ends each event with ,"sig":"<16 hex digits>" : a
- * SipHash-2-4 of the event text before that key.  SipHash is a keyed
- * pseudo-random function designed for short messages; at a few cycles per
- * byte it keeps signing a small part of the trigger's cost.
+ * it.  The trigger ends each event with ,"sig":"<16 hex digits>": a
+ * SipHash-2-4 MAC, under that key, of the event's top-level transaction id
+ * (its "txid" key, the full 64-bit id, which never repeats).
+ *
+ * Why the transaction and not the whole text: the threat is a session
+ * that writes a message with our prefix itself (pg_logical_emit_message).
+ * It cannot compute the MAC of its own transaction without the key, and it
+ * cannot read the events of its transaction from the WAL without the
+ * privileges that would also let it read the key; a real event copied
+ * into another transaction names the wrong txid, which the writer checks
+ * against the commit record.  The text itself is protected like all WAL,
+ * by the record's CRC and by only the server writing WAL.  A MAC of eight
+ * bytes costs the trigger nothing measurable; one over the whole event
+ * cost about a quarter of the trigger's own work.
  *
  * This file must not know what an event contains.
  *
@@ -168,43 +178,62 @@ aa_load_event_key(void)
 	key_loaded = true;
 }
 
-/*
- * Sign the event in buf, which ends with its closing brace: the brace is
- * replaced by ,"sig":"..."}.
- */
-void
-aa_sign_event(StringInfo buf)
+/* The MAC of a transaction id, as 16 lowercase hex digits. */
+static void
+txid_mac_hex(uint64 txid, char *out)
 {
 	static const char hex[] = "0123456789abcdef";
-	char		sig[AA_SIG_LEN];
+	unsigned char bytes[8];
 	uint64		mac;
 	int			i;
+
+	for (i = 0; i < 8; i++)
+		bytes[i] = (unsigned char) (txid >> (8 * i));
+	mac = siphash24(bytes, sizeof(bytes));
+	for (i = 0; i < 16; i++)
+		out[i] = hex[(mac >> (60 - 4 * i)) & 0xF];
+}
+
+/*
+ * Sign the event in buf, which ends with its closing brace, for top-level
+ * transaction txid: the brace is replaced by ,"sig":"..."}.  Computed once
+ * per transaction.
+ */
+void
+aa_sign_event(StringInfo buf, uint64 txid)
+{
+	static uint64 cached_txid = 0;
+	static char cached_sig[AA_SIG_LEN];
 
 	Assert(buf->len > 0 && buf->data[buf->len - 1] == '}');
 	if (!key_loaded)
 		aa_require_preload();
+	if (txid != cached_txid || cached_sig[0] == '\0')
+	{
+		memcpy(cached_sig, AA_SIG_PREFIX, sizeof(AA_SIG_PREFIX) - 1);
+		txid_mac_hex(txid, cached_sig + sizeof(AA_SIG_PREFIX) - 1);
+		cached_sig[AA_SIG_LEN - 2] = '"';
+		cached_sig[AA_SIG_LEN - 1] = '}';
+		cached_txid = txid;
+	}
 	buf->len--;
-	mac = siphash24((const unsigned char *) buf->data, buf->len);
-	memcpy(sig, AA_SIG_PREFIX, sizeof(AA_SIG_PREFIX) - 1);
-	for (i = 0; i < 16; i++)
-		sig[sizeof(AA_SIG_PREFIX) - 1 + i] = hex[(mac >> (60 - 4 * i)) & 0xF];
-	sig[AA_SIG_LEN - 2] = '"';
-	sig[AA_SIG_LEN - 1] = '}';
-	aa_put(buf, sig, AA_SIG_LEN);
+	aa_put(buf, cached_sig, AA_SIG_LEN);
 }
 
 /*
- * Whether a message is an event the trigger signed.  On success *body_len
- * is the length of the event text before its ,"sig" key: that text plus a
- * closing brace is the event as delivered.
+ * Whether a message is an event the trigger signed: it ends with
+ * ,"txid":N,"sig":"<MAC of N>"}.  On success *body_len is the length of the
+ * text before the "sig" key (that text plus a closing brace is the event as
+ * delivered) and *txid the transaction it names.
  */
 bool
-aa_verify_event(const char *msg, size_t len, size_t *body_len)
+aa_verify_event(const char *msg, size_t len, size_t *body_len, uint64 *txid)
 {
-	static const char hex[] = "0123456789abcdef";
+	char		expect[16];
 	size_t		body;
-	uint64		mac;
-	int			i;
+	const char *p;
+	uint64		value = 0;
+	uint64		scale = 1;
 
 	if (!key_loaded || len < AA_SIG_LEN + 2)
 		return false;
@@ -212,10 +241,22 @@ aa_verify_event(const char *msg, size_t len, size_t *body_len)
 	if (memcmp(msg + body, AA_SIG_PREFIX, sizeof(AA_SIG_PREFIX) - 1) != 0 ||
 		msg[len - 2] != '"' || msg[len - 1] != '}')
 		return false;
-	mac = siphash24((const unsigned char *) msg, body);
-	for (i = 0; i < 16; i++)
-		if (msg[body + sizeof(AA_SIG_PREFIX) - 1 + i] != hex[(mac >> (60 - 4 * i)) & 0xF])
-			return false;
+
+	/* the digits of "txid", just before the signature */
+	p = msg + body;
+	while (p > msg && p[-1] >= '0' && p[-1] <= '9' && (msg + body) - p < 20)
+	{
+		p--;
+		value += (uint64) (*p - '0') * scale;
+		scale *= 10;
+	}
+	if (p == msg + body || p - msg < 8 || memcmp(p - 8, ",\"txid\":", 8) != 0)
+		return false;
+
+	txid_mac_hex(value, expect);
+	if (memcmp(msg + body + sizeof(AA_SIG_PREFIX) - 1, expect, 16) != 0)
+		return false;
 	*body_len = body;
+	*txid = value;
 	return true;
 }

@@ -108,6 +108,7 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 typedef struct AAEvent
 {
 	XLogRecPtr	lsn;
+	uint64		txid;			/* the transaction it names (signed) */
 	int			len;
 	char		data[FLEXIBLE_ARRAY_MEMBER];
 } AAEvent;
@@ -541,7 +542,8 @@ cursor_start(AATxnCursor *c, AATxn *txn)
  * its "sig" key, closed again with a brace.
  */
 static void
-buffer_message(TransactionId xid, XLogRecPtr lsn, const char *data, Size len)
+buffer_message(TransactionId xid, XLogRecPtr lsn, uint64 event_txid,
+			   const char *data, Size len)
 {
 	AATxn	   *txn;
 	AAEvent    *ev;
@@ -560,6 +562,7 @@ buffer_message(TransactionId xid, XLogRecPtr lsn, const char *data, Size len)
 	old = MemoryContextSwitchTo(txn_cxt);
 	ev = palloc(offsetof(AAEvent, data) + len + 2);
 	ev->lsn = lsn;
+	ev->txid = event_txid;
 	ev->len = len + 1;
 	memcpy(ev->data, data, len);
 	ev->data[len] = '}';
@@ -573,28 +576,14 @@ buffer_message(TransactionId xid, XLogRecPtr lsn, const char *data, Size len)
 }
 
 /*
- * Whether an event's "txid" (its last key, the trigger writes it there) is
- * the committing transaction.  A signed event copied into another
- * transaction, by someone allowed to call pg_logical_emit_message() who
- * has seen a real event, is signed correctly but names the wrong xid.
+ * Whether an event belongs to the committing transaction.  Its signature
+ * covers the transaction it names; a real event copied into another
+ * transaction, by someone who has seen one, names the wrong one.
  */
-static bool
+static inline bool
 event_txid_matches(AAEvent *ev, TransactionId top)
 {
-	const char *end = ev->data + ev->len - 1;	/* the closing brace */
-	const char *p = end;
-	uint64		txid = 0;
-	uint64		scale = 1;
-
-	while (p > ev->data && p[-1] >= '0' && p[-1] <= '9' && end - p < 20)
-	{
-		p--;
-		txid += (uint64) (*p - '0') * scale;
-		scale *= 10;
-	}
-	if (p == end || p - ev->data < 8 || memcmp(p - 8, ",\"txid\":", 8) != 0)
-		return false;
-	return (TransactionId) (txid & 0xFFFFFFFF) == top;
+	return (TransactionId) (ev->txid & 0xFFFFFFFF) == top;
 }
 
 /* Count and report an event that must not be delivered. */
@@ -710,6 +699,7 @@ process_record(XLogReaderState *reader)
 	{
 		xl_logical_message *msg = (xl_logical_message *) XLogRecGetData(reader);
 		size_t		body_len;
+		uint64		event_txid;
 
 		if (msg->prefix_size != sizeof(AA_MESSAGE_PREFIX) ||
 			memcmp(msg->message, AA_MESSAGE_PREFIX, sizeof(AA_MESSAGE_PREFIX)) != 0)
@@ -717,14 +707,14 @@ process_record(XLogReaderState *reader)
 		/* the trigger writes only transactional, signed messages */
 		if (!msg->transactional ||
 			!aa_verify_event(msg->message + msg->prefix_size, msg->message_size,
-							 &body_len))
+							 &body_len, &event_txid))
 		{
 			reject_forged(reader->ReadRecPtr, msg->transactional ?
 						  "It is not signed with this server's event key." :
 						  "It is not transactional.");
 			return;
 		}
-		buffer_message(XLogRecGetXid(reader), reader->ReadRecPtr,
+		buffer_message(XLogRecGetXid(reader), reader->ReadRecPtr, event_txid,
 					   msg->message + msg->prefix_size, body_len);
 	}
 	else if (rmid == RM_XACT_ID)
