@@ -569,8 +569,9 @@ buffer_message(TransactionId xid, XLogRecPtr lsn, uint64 event_txid,
 	ev->data[len + 1] = '\0';
 	txn->events = lappend(txn->events, ev);
 	MemoryContextSwitchTo(old);
-	txn->mem_bytes += ev->len;
-	buffered_bytes += ev->len;
+	/* count what the allocation really takes, so the limit is the memory */
+	txn->mem_bytes += GetMemoryChunkSpace(ev);
+	buffered_bytes += GetMemoryChunkSpace(ev);
 	if (buffered_bytes > (Size) aa_writer_memory * 1024)
 		spill_txn(txn);
 }
