@@ -161,8 +161,25 @@ show_events
 say "$n_events audit events from the rolled-back transaction"
 rolled_back_events=$n_events
 
+# --- what the writer delivered ----------------------------------------------------
 printf '\n'
-if ((committed_events != 3 || rolled_back_events != 0)); then
-	die "expected 3 events from the committed transaction and none from the rolled-back one"
+say "what the writer delivered to the file sink (\$PGDATA/log), hash-chained:"
+psql_demo -a -q <<'SQL'
+SELECT activity_audit.flush();
+SELECT pid IS NOT NULL AS writer_running, events_delivered, current_file, lag_bytes, last_error
+  FROM activity_audit.writer_status();
+SQL
+delivered=0
+for f in "$data"/log/audit-*.jsonl; do
+	[[ -f $f ]] || continue
+	printf '%s:\n' "${f#"$data"/}"
+	cat "$f"
+	delivered=$((delivered + $(wc -l <"$f")))
+done
+say "$delivered events in the file"
+
+printf '\n'
+if ((committed_events != 3 || rolled_back_events != 0 || delivered != 3)); then
+	die "expected 3 events from the committed transaction (in the slot and in the file) and none from the rolled-back one"
 fi
 say "done; the throwaway cluster is removed now"
