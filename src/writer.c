@@ -26,6 +26,7 @@
  */
 #include "postgres.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "access/htup_details.h"
@@ -120,7 +121,8 @@ typedef struct AATxn
 	XLogRecPtr	first_lsn;
 	List	   *events;			/* of AAEvent *, the part in memory */
 	Size		mem_bytes;		/* their size */
-	FILE	   *spill;			/* the earlier part, spilled to disk */
+	File		spill;			/* the earlier part, spilled to disk; -1 none */
+	off_t		spill_size;
 	uint64		nspilled;
 } AATxn;
 
@@ -129,6 +131,11 @@ typedef struct AATxnCursor
 {
 	AATxn	   *txn;
 	uint64		file_left;		/* spilled events not read yet */
+	off_t		file_pos;		/* next byte of the spill file to read */
+	char	   *rbuf;			/* spill file contents read ahead */
+	int			rbuf_size;
+	int			rbuf_len;
+	int			rbuf_pos;
 	ListCell   *lc;				/* next event in memory */
 	AAEvent    *cur;			/* current event, NULL at the end */
 	AAEvent    *owned;			/* cur when read from the file */
@@ -434,11 +441,11 @@ drop_txn(AATxn *txn)
 		pfree(lfirst(lc));
 	list_free(txn->events);
 	buffered_bytes -= txn->mem_bytes;
-	if (txn->spill)
+	if (txn->spill >= 0)
 	{
 		char		path[MAXPGPATH];
 
-		FreeFile(txn->spill);
+		FileClose(txn->spill);
 		snprintf(path, sizeof(path), AA_STATE_DIR "/spill/%u.spill", txn->xid);
 		unlink(path);
 	}
@@ -449,39 +456,86 @@ drop_txn(AATxn *txn)
  * Move a transaction's events from memory to its spill file, so that a
  * transaction of millions of rows does not make the writer grow with it.
  * The file is private to the writer and rebuilt from WAL after a restart.
+ * Spill files are virtual file descriptors: thousands of spilled
+ * subtransactions (a PL/pgSQL loop with an exception block per row) share
+ * the process's real descriptors instead of running out of them.
  */
 static void
 spill_txn(AATxn *txn)
 {
 	ListCell   *lc;
+	StringInfoData buf;
 
-	if (txn->spill == NULL)
+	if (txn->spill < 0)
 	{
 		char		path[MAXPGPATH];
 
 		snprintf(path, sizeof(path), AA_STATE_DIR "/spill/%u.spill", txn->xid);
-		txn->spill = AllocateFile(path, PG_BINARY_W "+");
-		if (txn->spill == NULL)
+		txn->spill = PathNameOpenFile(path, O_RDWR | O_CREAT | O_TRUNC | PG_BINARY);
+		if (txn->spill < 0)
 			ereport(ERROR,
 					(errcode_for_file_access(),
 					 errmsg("could not create spill file \"%s\": %m", path)));
+		txn->spill_size = 0;
 	}
+	initStringInfo(&buf);
 	foreach(lc, txn->events)
 	{
 		AAEvent    *ev = lfirst(lc);
 
-		if (fwrite(ev, offsetof(AAEvent, data) + ev->len, 1, txn->spill) != 1)
-			ereport(ERROR,
-					(errcode_for_file_access(),
-					 errmsg("could not write spill file of transaction %u: %m", txn->xid)));
+		appendBinaryStringInfo(&buf, (char *) ev, offsetof(AAEvent, data) + ev->len);
 		spilled_bytes += ev->len;
 		txn->nspilled++;
 		pfree(ev);
 	}
+	if (FileWrite(txn->spill, buf.data, buf.len, txn->spill_size,
+				  PG_WAIT_EXTENSION) != buf.len)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not write spill file of transaction %u: %m", txn->xid)));
+	txn->spill_size += buf.len;
+	pfree(buf.data);
 	list_free(txn->events);
 	txn->events = NIL;
 	buffered_bytes -= txn->mem_bytes;
 	txn->mem_bytes = 0;
+}
+
+/*
+ * Make at least 'need' bytes of the spill file available at rbuf_pos,
+ * reading ahead in large pieces.
+ */
+static void
+cursor_fill(AATxnCursor *c, int need)
+{
+	int			have = c->rbuf_len - c->rbuf_pos;
+
+	if (have >= need)
+		return;
+	if (c->rbuf_pos > 0)
+	{
+		memmove(c->rbuf, c->rbuf + c->rbuf_pos, have);
+		c->rbuf_pos = 0;
+		c->rbuf_len = have;
+	}
+	if (need > c->rbuf_size)
+	{
+		c->rbuf_size = need;
+		c->rbuf = repalloc(c->rbuf, c->rbuf_size);
+	}
+	while (c->rbuf_len < need)
+	{
+		int			n = FileRead(c->txn->spill, c->rbuf + c->rbuf_len,
+								 c->rbuf_size - c->rbuf_len, c->file_pos,
+								 PG_WAIT_EXTENSION);
+
+		if (n <= 0)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not read spill file of transaction %u: %m", c->txn->xid)));
+		c->rbuf_len += n;
+		c->file_pos += n;
+	}
 }
 
 /* Move a cursor to the transaction's next event (cur NULL at the end). */
@@ -496,18 +550,15 @@ cursor_next(AATxnCursor *c)
 	if (c->file_left > 0)
 	{
 		AAEvent		head;
+		int			hlen = offsetof(AAEvent, data);
 
-		if (fread(&head, offsetof(AAEvent, data), 1, c->txn->spill) != 1)
-			ereport(ERROR,
-					(errcode_for_file_access(),
-					 errmsg("could not read spill file of transaction %u: %m", c->txn->xid)));
-		c->owned = palloc(offsetof(AAEvent, data) + head.len + 1);
-		memcpy(c->owned, &head, offsetof(AAEvent, data));
-		if (fread(c->owned->data, head.len, 1, c->txn->spill) != 1)
-			ereport(ERROR,
-					(errcode_for_file_access(),
-					 errmsg("could not read spill file of transaction %u: %m", c->txn->xid)));
+		cursor_fill(c, hlen);
+		memcpy(&head, c->rbuf + c->rbuf_pos, hlen);
+		cursor_fill(c, hlen + head.len);
+		c->owned = palloc(hlen + head.len + 1);
+		memcpy(c->owned, c->rbuf + c->rbuf_pos, hlen + head.len);
 		c->owned->data[head.len] = '\0';
+		c->rbuf_pos += hlen + head.len;
 		c->file_left--;
 		c->cur = c->owned;
 		return;
@@ -527,14 +578,28 @@ cursor_start(AATxnCursor *c, AATxn *txn)
 {
 	c->txn = txn;
 	c->file_left = txn->nspilled;
+	c->file_pos = 0;
+	c->rbuf = NULL;
+	c->rbuf_size = c->rbuf_len = c->rbuf_pos = 0;
+	if (txn->nspilled > 0)
+	{
+		c->rbuf_size = 256 * 1024;
+		c->rbuf = palloc(c->rbuf_size);
+	}
 	c->lc = list_head(txn->events);
 	c->cur = NULL;
 	c->owned = NULL;
-	if (txn->spill && fseeko(txn->spill, 0, SEEK_SET) != 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not rewind spill file of transaction %u: %m", txn->xid)));
 	cursor_next(c);
+}
+
+/* Release what a cursor read ahead. */
+static void
+cursor_end(AATxnCursor *c)
+{
+	if (c->owned)
+		pfree(c->owned);
+	if (c->rbuf)
+		pfree(c->rbuf);
 }
 
 /*
@@ -556,7 +621,8 @@ buffer_message(TransactionId xid, XLogRecPtr lsn, uint64 event_txid,
 		txn->first_lsn = lsn;
 		txn->events = NIL;
 		txn->mem_bytes = 0;
-		txn->spill = NULL;
+		txn->spill = -1;
+		txn->spill_size = 0;
 		txn->nspilled = 0;
 	}
 	old = MemoryContextSwitchTo(txn_cxt);
@@ -652,7 +718,10 @@ deliver_commit(TransactionId top, TransactionId *subxacts, int nsubxacts,
 		cursor_next(&parts[best]);
 	}
 	for (i = 0; i < nparts; i++)
+	{
+		cursor_end(&parts[i]);
 		drop_txn(parts[i].txn);
+	}
 	pfree(parts);
 }
 
