@@ -583,7 +583,11 @@ cursor_start(AATxnCursor *c, AATxn *txn)
 	c->rbuf_size = c->rbuf_len = c->rbuf_pos = 0;
 	if (txn->nspilled > 0)
 	{
-		c->rbuf_size = 256 * 1024;
+		/*
+		 * Small: a commit may merge a thousand spilled subtransactions at
+		 * once; cursor_fill enlarges it for a bigger event.
+		 */
+		c->rbuf_size = 16 * 1024;
 		c->rbuf = palloc(c->rbuf_size);
 	}
 	c->lc = list_head(txn->events);
