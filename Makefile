@@ -16,7 +16,8 @@ OBJS = \
 	src/capture.o \
 	src/sign.o \
 	src/writer.o \
-	src/stream.o
+	src/stream.o \
+	src/reader.o
 
 EXTENSION = activity_audit
 DATA = sql/activity_audit--0.1.sql
@@ -26,7 +27,7 @@ PG_CPPFLAGS = -I$(srcdir)/src
 
 # pg_regress: a private cluster with the library preloaded and logical WAL,
 # so the tests can read events back through a test_decoding slot.
-REGRESS = setup track context values capture ddl partition truncate writer
+REGRESS = setup track context values capture ddl partition truncate writer reader
 REGRESS_OPTS = --temp-instance=tmp_regress --temp-config=$(srcdir)/test/regress.conf
 
 ISOLATION = concurrent_ddl commit_order twophase concurrent_writers
@@ -36,6 +37,8 @@ ISOLATION_OPTS = --temp-instance=tmp_isolation --temp-config=$(srcdir)/test/regr
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
 
+EXTRA_CLEAN = tmp_regress tmp_isolation output_iso results regression.diffs regression.out
+
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
@@ -43,4 +46,29 @@ include $(PGXS)
 # every object depends on the shared header (PGXS does not track headers)
 $(OBJS): src/activity_audit.h src/writer.h
 
-EXTRA_CLEAN = tmp_regress tmp_isolation output_iso results regression.diffs regression.out
+# The offline verifier tools/activity_audit_verify: a standalone program
+# (no libpq, no server headers).  PGXS's PROGRAM cannot sit next to
+# MODULE_big, so it is built, installed and cleaned by hand.
+VERIFY_TOOL = tools/activity_audit_verify
+
+all: $(VERIFY_TOOL)
+
+$(VERIFY_TOOL): tools/activity_audit_verify.c
+	$(CC) $(CFLAGS) -Wextra -o $@ $< $(LDFLAGS)
+
+install: install-verify-tool
+
+.PHONY: install-verify-tool uninstall-verify-tool clean-verify-tool
+install-verify-tool: $(VERIFY_TOOL) installdirs
+	$(MKDIR_P) '$(DESTDIR)$(bindir)'
+	$(INSTALL_PROGRAM) $(VERIFY_TOOL)$(X) '$(DESTDIR)$(bindir)/activity_audit_verify$(X)'
+
+uninstall: uninstall-verify-tool
+
+uninstall-verify-tool:
+	rm -f '$(DESTDIR)$(bindir)/activity_audit_verify$(X)'
+
+clean: clean-verify-tool
+
+clean-verify-tool:
+	rm -f $(VERIFY_TOOL)$(X)

@@ -291,3 +291,39 @@ RETURNS TABLE(pid int, read_lsn pg_lsn, delivered_lsn pg_lsn, lag_bytes bigint,
               last_error text)
 AS 'MODULE_PATHNAME', 'activity_audit_writer_status'
 LANGUAGE C STRICT VOLATILE;
+
+-- Reading and proving the stream (SPEC section 6).  The file sink's files
+-- are read by the library itself, so an auditor role needs only EXECUTE on
+-- these and USAGE on the schema; PUBLIC has neither:
+--   GRANT USAGE ON SCHEMA activity_audit TO auditor;
+--   GRANT EXECUTE ON FUNCTION activity_audit.log_stream(timestamptz, timestamptz),
+--                             activity_audit.history(regclass, text),
+--                             activity_audit.verify() TO auditor;
+
+-- The file sink's events in seq order, optionally with "timestamp" in
+-- [since, until).
+CREATE FUNCTION activity_audit.log_stream(since timestamptz DEFAULT NULL,
+                                          until timestamptz DEFAULT NULL)
+RETURNS TABLE(seq bigint, ts timestamptz, event_type text, schema_name text,
+              table_name text, model text, instance_id text, user_id text,
+              request_id text, event jsonb)
+AS 'MODULE_PATHNAME', 'activity_audit_log_stream'
+LANGUAGE C VOLATILE ROWS 1000;
+
+-- Every event of one row of one table of the current database, in order.
+CREATE FUNCTION activity_audit.history(target regclass, instance_id text)
+RETURNS TABLE(seq bigint, ts timestamptz, event_type text, schema_name text,
+              table_name text, model text, instance_id text, user_id text,
+              request_id text, event jsonb)
+AS 'MODULE_PATHNAME', 'activity_audit_history'
+LANGUAGE C STRICT VOLATILE ROWS 10;
+
+-- Recompute the hash chain over all files: one row.
+CREATE FUNCTION activity_audit.verify()
+RETURNS TABLE(ok boolean, events bigint, first_bad_seq bigint, detail text)
+AS 'MODULE_PATHNAME', 'activity_audit_verify'
+LANGUAGE C VOLATILE ROWS 1;
+
+REVOKE ALL ON FUNCTION activity_audit.log_stream(timestamptz, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION activity_audit.history(regclass, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION activity_audit.verify() FROM PUBLIC;
