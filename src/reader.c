@@ -26,6 +26,7 @@
 #include "postgres.h"
 
 #include <fcntl.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -564,6 +565,54 @@ stream_scan_next(StreamScan *scan, TupleDesc tupdesc)
 }
 
 /*
+ * The time a stream file was started, from its name and audit.log_filename
+ * (a strftime pattern in UTC); false if the name does not parse.
+ */
+static bool
+file_start_time(const char *name, TimestampTz *start)
+{
+	struct tm	tm;
+	const char *end;
+	time_t		t;
+
+	memset(&tm, 0, sizeof(tm));
+	end = strptime(name, aa_log_filename, &tm);
+	if (end == NULL || *end != '\0')
+		return false;
+	t = timegm(&tm);
+	if (t == (time_t) -1)
+		return false;
+	*start = time_t_to_timestamptz((pg_time_t) t);
+	return true;
+}
+
+/*
+ * Skip the files that cannot hold an event at or after 'since'.  Every
+ * event of a file happened before its transaction committed, and the
+ * writer starts the next file only after delivering that commit: so all
+ * timestamps in file i are earlier than the start of file i+1, which its
+ * name gives to the second.  Files whose successor started a full second
+ * or more before 'since' are not opened at all.
+ */
+static void
+skip_files_before(LineReader *r, TimestampTz since)
+{
+	int			first = 0;
+	int			i;
+
+	for (i = 0; i + 1 < r->nfiles; i++)
+	{
+		TimestampTz next_start;
+
+		if (!file_start_time(r->files[i + 1], &next_start) ||
+			next_start + USECS_PER_SEC > since)
+			break;
+		first = i + 1;
+	}
+	r->fileno = first - 1;
+}
+
+/*
  * activity_audit.log_stream(since, until): every complete line of the file
  * sink, in stream order, with "timestamp" in [since, until) when given.
  */
@@ -582,6 +631,7 @@ activity_audit_log_stream(PG_FUNCTION_ARGS)
 		{
 			scan->has_since = true;
 			scan->since = PG_GETARG_TIMESTAMPTZ(0);
+			skip_files_before(&scan->reader, scan->since);
 		}
 		if (!PG_ARGISNULL(1))
 		{
