@@ -80,17 +80,7 @@ sub spill_node
 # writer_status() as a hash ref.
 sub writer_status
 {
-	my @cols =
-	  qw(pid read_lsn delivered_lsn lag_bytes events_delivered bytes_written
-	  current_file pending_xacts spilled_bytes forged_rejected last_error);
-	my $row = $node->safe_psql($db,
-		'SELECT ' . join(", ", map { "coalesce(${_}::text, '<null>')" } @cols)
-		  . ' FROM activity_audit.writer_status()');
-	my @v = split /\|/, $row, -1;
-	my %h;
-	@h{@cols} = @v;
-	$h{$_} eq '<null>' and $h{$_} = undef foreach @cols;
-	return \%h;
+	return AuditTest::writer_status($node, $db);
 }
 
 sub spill_dir { return $node->data_dir . '/pg_activity_audit/spill'; }

@@ -13,6 +13,7 @@ use Exporter 'import';
 use PostgreSQL::Test::Cluster;
 
 our @EXPORT = qw(audit_node);
+our @EXPORT_OK = qw(writer_status);
 
 # A started node with the library preloaded and logical decoding enabled.
 sub audit_node
@@ -28,6 +29,23 @@ max_replication_slots = 4
 });
 	$node->start;
 	return $node;
+}
+
+# activity_audit.writer_status() as a hash ref, NULLs as undef.
+sub writer_status
+{
+	my ($node, $db) = @_;
+	my @cols =
+	  qw(pid read_lsn delivered_lsn lag_bytes events_delivered bytes_written
+	  current_file pending_xacts spilled_bytes forged_rejected last_error);
+	my $row = $node->safe_psql($db // 'postgres',
+		'SELECT ' . join(", ", map { "coalesce(${_}::text, '<null>')" } @cols)
+		  . ' FROM activity_audit.writer_status()');
+	my @v = split /\|/, $row, -1;
+	my %h;
+	@h{@cols} = @v;
+	$h{$_} eq '<null>' and $h{$_} = undef foreach @cols;
+	return \%h;
 }
 
 1;
