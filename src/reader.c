@@ -32,7 +32,6 @@
 
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
-#include "common/cryptohash.h"
 #include "common/sha2.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -704,43 +703,6 @@ activity_audit_history(PG_FUNCTION_ARGS)
 	SRF_RETURN_DONE(funcctx);
 }
 
-/* Whether s[0..64) is lowercase hex. */
-static bool
-is_hash_hex(const char *s)
-{
-	int			i;
-
-	for (i = 0; i < HASH_HEX_LEN; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return false;
-	return true;
-}
-
-/* SHA-256 of prev_hash followed by text, as lowercase hex into hex[65]. */
-static void
-chain_hash(pg_cryptohash_ctx *ctx, const char *prev_hash, const char *text,
-		   size_t len, char *hex)
-{
-	static const char digits[] = "0123456789abcdef";
-	uint8		digest[PG_SHA256_DIGEST_LENGTH];
-	int			i;
-
-	if (pg_cryptohash_init(ctx) < 0 ||
-		pg_cryptohash_update(ctx, (const uint8 *) prev_hash, HASH_HEX_LEN) < 0 ||
-		pg_cryptohash_update(ctx, (const uint8 *) text, len) < 0 ||
-		pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not compute SHA-256: %s", pg_cryptohash_error(ctx)),
-				 errhint("This is a failure of the cryptographic library, not of the stream.")));
-	for (i = 0; i < PG_SHA256_DIGEST_LENGTH; i++)
-	{
-		hex[2 * i] = digits[digest[i] >> 4];
-		hex[2 * i + 1] = digits[digest[i] & 0x0f];
-	}
-	hex[HASH_HEX_LEN] = '\0';
-}
-
 /*
  * The line's "seq" (the last top-level ,"seq": key, in the trailer just
  * before the chain keys, which start at `cut`); false if there is none.
@@ -791,7 +753,6 @@ activity_audit_verify(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	LineReader	r;
-	pg_cryptohash_ctx *ctx;
 	char		prev[HASH_HEX_LEN + 1];
 	char		computed[HASH_HEX_LEN + 1];
 	int64		expect = 1;
@@ -807,12 +768,6 @@ activity_audit_verify(PG_FUNCTION_ARGS)
 	reader_init(&r);
 	strcpy(prev, ZERO_HASH);
 
-	ctx = pg_cryptohash_create(PG_SHA256);
-	if (ctx == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("could not create SHA-256 context"),
-				 errhint("The server may be short of memory.")));
 
 	for (;;)
 	{
@@ -850,8 +805,8 @@ activity_audit_verify(PG_FUNCTION_ARGS)
 			memcmp(line + len - CHAIN_SUFFIX_LEN, PREV_HASH_KEY, sizeof(PREV_HASH_KEY) - 1) != 0 ||
 			memcmp(line + len - HASH_HEX_LEN - 2 - (sizeof(HASH_KEY) - 1), HASH_KEY, sizeof(HASH_KEY) - 1) != 0 ||
 			line[len - 2] != '"' || line[len - 1] != '}' ||
-			!is_hash_hex(line + len - CHAIN_SUFFIX_LEN + sizeof(PREV_HASH_KEY) - 1) ||
-			!is_hash_hex(line + len - HASH_HEX_LEN - 2))
+			!aa_is_hash_hex(line + len - CHAIN_SUFFIX_LEN + sizeof(PREV_HASH_KEY) - 1) ||
+			!aa_is_hash_hex(line + len - HASH_HEX_LEN - 2))
 		{
 			bad_seq = expect;
 			detail = psprintf("file %s line %lld (where seq " INT64_FORMAT " should be): "
@@ -864,7 +819,7 @@ activity_audit_verify(PG_FUNCTION_ARGS)
 		line_hash = line + len - HASH_HEX_LEN - 2;
 
 		/* the line's own hash: catches any edit of its text */
-		chain_hash(ctx, line_prev, line, cut, computed);
+		aa_chain_hash(line_prev, line, cut, computed);
 		if (memcmp(computed, line_hash, HASH_HEX_LEN) != 0)
 		{
 			bad_seq = expect;
@@ -918,7 +873,6 @@ activity_audit_verify(PG_FUNCTION_ARGS)
 		expect++;
 	}
 	reader_close_file(&r);
-	pg_cryptohash_free(ctx);
 
 	values[0] = BoolGetDatum(detail == NULL);
 	values[1] = Int64GetDatum(events);

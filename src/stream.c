@@ -547,8 +547,8 @@ parse_uint64(const char *s, uint64 *value, const char **end)
 }
 
 /* A stored hash: exactly 64 lowercase hex digits. */
-static bool
-is_hash_hex(const char *s)
+bool
+aa_is_hash_hex(const char *s)
 {
 	int			i;
 
@@ -649,7 +649,7 @@ read_state(StreamState *st, bool *found, char **err)
 		}
 		else if (strcmp(line, "hash") == 0)
 		{
-			ok = strlen(value) == HASH_HEX_LEN && is_hash_hex(value);
+			ok = strlen(value) == HASH_HEX_LEN && aa_is_hash_hex(value);
 			if (ok)
 				memcpy(st->start.hash, value, HASH_HEX_LEN + 1);
 			seen |= 32;
@@ -794,7 +794,7 @@ read_line(int fd, const char *path, off_t start, off_t end,
 	if (memcmp(s, PREV_HASH_KEY, sizeof(PREV_HASH_KEY) - 1) != 0)
 		goto malformed;
 	p = s + sizeof(PREV_HASH_KEY) - 1;
-	if (!is_hash_hex(p))
+	if (!aa_is_hash_hex(p))
 		goto malformed;
 	memcpy(line->prev_hash, p, HASH_HEX_LEN);
 	line->prev_hash[HASH_HEX_LEN] = '\0';
@@ -802,7 +802,7 @@ read_line(int fd, const char *path, off_t start, off_t end,
 	if (memcmp(p, HASH_KEY, sizeof(HASH_KEY) - 1) != 0)
 		goto malformed;
 	p += sizeof(HASH_KEY) - 1;
-	if (!is_hash_hex(p))
+	if (!aa_is_hash_hex(p))
 		goto malformed;
 	memcpy(line->hash, p, HASH_HEX_LEN);
 	line->hash[HASH_HEX_LEN] = '\0';
@@ -1074,6 +1074,19 @@ flush_wbuf(char **err)
 	cur_dirty = true;
 	resetStringInfo(&wbuf);
 	return true;
+}
+
+/*
+ * The chain's hash of a line: SHA-256 of prev_hash followed by the line's
+ * text up to its ,"prev_hash" key, as lowercase hex into hex[65].  Shared
+ * with verify() so that writing and checking cannot disagree.
+ */
+void
+aa_chain_hash(const char *prev_hash, const char *text, size_t len, char *hex)
+{
+	hash_begin(prev_hash);
+	hash_add(text, len);
+	hash_end(hex);
 }
 
 /*

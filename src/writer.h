@@ -53,5 +53,8 @@ extern bool aa_stream_needs_reopen(void);
 extern void aa_stream_close(void);
 extern const char *aa_stream_current_file(void);
 extern uint64 aa_stream_bytes_written(void);
+extern bool aa_is_hash_hex(const char *s);
+extern void aa_chain_hash(const char *prev_hash, const char *text, size_t len,
+						  char *hex);
 
 #endif							/* AA_WRITER_H */
