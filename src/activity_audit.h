@@ -12,6 +12,7 @@
 #define ACTIVITY_AUDIT_H
 
 #include "access/tupdesc.h"
+#include "datatype/timestamp.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
 #include "nodes/pg_list.h"
@@ -120,6 +121,9 @@ extern void aa_json_string(StringInfo buf, const char *s, int len);
 extern void aa_json_string_body(StringInfo buf, const char *s, int len);
 extern bool aa_json_compact(StringInfo buf, const char *json, int len);
 extern bool aa_json_valid(char *json, char **detail);
+
+#define AA_UTC_TEXT_LEN		27	/* YYYY-MM-DDTHH:MM:SS.ffffffZ */
+extern void aa_format_utc(TimestampTz ts, char *out);
 
 /* relinfo.c: what the trigger knows about one audited relation */
 typedef struct AAColumn

@@ -157,17 +157,13 @@ append_timestamp(StringInfo buf, TimestampTz ts)
 	}
 	if (second != cached_second)
 	{
-		struct pg_tm tm;
-		fsec_t		fsec;
+		char		text[AA_UTC_TEXT_LEN + 1];
 
-		if (timestamp2tm(ts, NULL, &tm, &fsec, NULL, NULL) != 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-					 errmsg("timestamp out of range")));
-		prefix_len = snprintf(prefix, sizeof(prefix),
-							  "\"%04d-%02d-%02dT%02d:%02d:%02d.",
-							  tm.tm_year, tm.tm_mon, tm.tm_mday,
-							  tm.tm_hour, tm.tm_min, tm.tm_sec);
+		/* "YYYY-MM-DDTHH:MM:SS." of the full form, after a quote */
+		aa_format_utc(ts, text);
+		prefix[0] = '"';
+		memcpy(prefix + 1, text, 20);
+		prefix_len = 21;
 		cached_second = second;
 	}
 	aa_put(buf, prefix, prefix_len);

@@ -670,3 +670,25 @@ aa_value_append_text(StringInfo buf, AAValueOut *vo, FmgrInfo *typoutput,
 			break;
 	}
 }
+
+/*
+ * A time as RFC 3339 UTC with microseconds, "YYYY-MM-DDTHH:MM:SS.ffffffZ"
+ * (AA_UTC_TEXT_LEN characters and a NUL): the form of the event's
+ * "timestamp" and of the stream's "committed_at", so consumers parse both
+ * the same way.
+ */
+void
+aa_format_utc(TimestampTz ts, char *out)
+{
+	struct pg_tm tm;
+	fsec_t		fsec;
+
+	if (TIMESTAMP_NOT_FINITE(ts) ||
+		timestamp2tm(ts, NULL, &tm, &fsec, NULL, NULL) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("timestamp out of range for an audit event")));
+	snprintf(out, AA_UTC_TEXT_LEN + 1, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ",
+			 tm.tm_year, tm.tm_mon, tm.tm_mday,
+			 tm.tm_hour, tm.tm_min, tm.tm_sec, (int) fsec);
+}

@@ -32,7 +32,6 @@
 
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
-#include "common/sha2.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/fd.h"
@@ -50,15 +49,6 @@ PG_FUNCTION_INFO_V1(activity_audit_log_stream);
 PG_FUNCTION_INFO_V1(activity_audit_history);
 PG_FUNCTION_INFO_V1(activity_audit_verify);
 
-#define HASH_HEX_LEN	(PG_SHA256_DIGEST_LENGTH * 2)
-#define ZERO_HASH \
-	"0000000000000000000000000000000000000000000000000000000000000000"
-
-/* ,"prev_hash":"<64 hex>","hash":"<64 hex>"} ends every stream line */
-#define PREV_HASH_KEY	",\"prev_hash\":\""
-#define HASH_KEY		"\",\"hash\":\""
-#define CHAIN_SUFFIX_LEN ((int) (sizeof(PREV_HASH_KEY) - 1 + HASH_HEX_LEN + \
-								 sizeof(HASH_KEY) - 1 + HASH_HEX_LEN + 2))
 #define SEQ_KEY			",\"seq\":"
 /* the trailer before the chain keys (seq, lsn, committed_at) is short */
 #define TRAILER_MAX		160
@@ -753,8 +743,8 @@ activity_audit_verify(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	LineReader	r;
-	char		prev[HASH_HEX_LEN + 1];
-	char		computed[HASH_HEX_LEN + 1];
+	char		prev[AA_HASH_HEX_LEN + 1];
+	char		computed[AA_HASH_HEX_LEN + 1];
 	int64		expect = 1;
 	int64		events = 0;
 	char	   *detail = NULL;
@@ -766,7 +756,7 @@ activity_audit_verify(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, 0);
 	reader_init(&r);
-	strcpy(prev, ZERO_HASH);
+	strcpy(prev, AA_ZERO_HASH);
 
 
 	for (;;)
@@ -801,12 +791,12 @@ activity_audit_verify(PG_FUNCTION_ARGS)
 		if (detail)
 			continue;			/* only counting after the first break */
 
-		if (len < (size_t) CHAIN_SUFFIX_LEN ||
-			memcmp(line + len - CHAIN_SUFFIX_LEN, PREV_HASH_KEY, sizeof(PREV_HASH_KEY) - 1) != 0 ||
-			memcmp(line + len - HASH_HEX_LEN - 2 - (sizeof(HASH_KEY) - 1), HASH_KEY, sizeof(HASH_KEY) - 1) != 0 ||
+		if (len < (size_t) AA_CHAIN_SUFFIX_LEN ||
+			memcmp(line + len - AA_CHAIN_SUFFIX_LEN, AA_PREV_HASH_KEY, sizeof(AA_PREV_HASH_KEY) - 1) != 0 ||
+			memcmp(line + len - AA_HASH_HEX_LEN - 2 - (sizeof(AA_HASH_KEY) - 1), AA_HASH_KEY, sizeof(AA_HASH_KEY) - 1) != 0 ||
 			line[len - 2] != '"' || line[len - 1] != '}' ||
-			!aa_is_hash_hex(line + len - CHAIN_SUFFIX_LEN + sizeof(PREV_HASH_KEY) - 1) ||
-			!aa_is_hash_hex(line + len - HASH_HEX_LEN - 2))
+			!aa_is_hash_hex(line + len - AA_CHAIN_SUFFIX_LEN + sizeof(AA_PREV_HASH_KEY) - 1) ||
+			!aa_is_hash_hex(line + len - AA_HASH_HEX_LEN - 2))
 		{
 			bad_seq = expect;
 			detail = psprintf("file %s line %lld (where seq " INT64_FORMAT " should be): "
@@ -814,13 +804,13 @@ activity_audit_verify(PG_FUNCTION_ARGS)
 							  r.files[r.fileno], (long long) r.lineno, expect);
 			continue;
 		}
-		cut = len - CHAIN_SUFFIX_LEN;
-		line_prev = line + cut + sizeof(PREV_HASH_KEY) - 1;
-		line_hash = line + len - HASH_HEX_LEN - 2;
+		cut = len - AA_CHAIN_SUFFIX_LEN;
+		line_prev = line + cut + sizeof(AA_PREV_HASH_KEY) - 1;
+		line_hash = line + len - AA_HASH_HEX_LEN - 2;
 
 		/* the line's own hash: catches any edit of its text */
 		aa_chain_hash(line_prev, line, cut, computed);
-		if (memcmp(computed, line_hash, HASH_HEX_LEN) != 0)
+		if (memcmp(computed, line_hash, AA_HASH_HEX_LEN) != 0)
 		{
 			bad_seq = expect;
 			detail = psprintf("file %s line %lld (where seq " INT64_FORMAT " should be): "
@@ -857,7 +847,7 @@ activity_audit_verify(PG_FUNCTION_ARGS)
 								  r.files[r.fileno], (long long) r.lineno, seq, expect);
 			continue;
 		}
-		if (memcmp(line_prev, prev, HASH_HEX_LEN) != 0)
+		if (memcmp(line_prev, prev, AA_HASH_HEX_LEN) != 0)
 		{
 			bad_seq = expect;
 			if (expect == 1)
@@ -869,7 +859,7 @@ activity_audit_verify(PG_FUNCTION_ARGS)
 								  r.files[r.fileno], (long long) r.lineno, expect, expect - 1);
 			continue;
 		}
-		memcpy(prev, line_hash, HASH_HEX_LEN);
+		memcpy(prev, line_hash, AA_HASH_HEX_LEN);
 		expect++;
 	}
 	reader_close_file(&r);

@@ -35,9 +35,9 @@
 #include "storage/fd.h"
 
 #include "activity_audit.h"
+#include "writer.h"
 
-#define AA_KEY_DIR		"pg_activity_audit"
-#define AA_KEY_FILE		AA_KEY_DIR "/event_key"
+#define AA_KEY_FILE		AA_STATE_DIR "/event_key"
 #define AA_KEY_LEN		16
 
 /* ,"sig":"0123456789abcdef"} */
@@ -136,10 +136,10 @@ aa_load_event_key(void)
 	unsigned char key[AA_KEY_LEN];
 	int			fd;
 
-	if (mkdir(AA_KEY_DIR, S_IRWXU) != 0 && errno != EEXIST)
+	if (mkdir(AA_STATE_DIR, S_IRWXU) != 0 && errno != EEXIST)
 		ereport(FATAL,
 				(errcode_for_file_access(),
-				 errmsg("could not create directory \"%s\": %m", AA_KEY_DIR)));
+				 errmsg("could not create directory \"%s\": %m", AA_STATE_DIR)));
 
 	fd = open(AA_KEY_FILE, O_RDONLY | PG_BINARY, 0);
 	if (fd < 0 && errno == ENOENT)

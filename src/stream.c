@@ -49,6 +49,7 @@
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
+#include "activity_audit.h"
 #include "writer.h"
 
 #define STATE_FILE		AA_STATE_DIR "/stream_state"
@@ -56,16 +57,6 @@
 #define STATE_MAGIC		"activity_audit stream state 1"
 #define STATE_MAX_SIZE	16384
 
-#define HASH_HEX_LEN	(PG_SHA256_DIGEST_LENGTH * 2)
-
-/* ,"prev_hash":"<64 hex>","hash":"<64 hex>"} */
-#define PREV_HASH_KEY	",\"prev_hash\":\""
-#define HASH_KEY		"\",\"hash\":\""
-#define CHAIN_SUFFIX_LEN (sizeof(PREV_HASH_KEY) - 1 + HASH_HEX_LEN + \
-						  sizeof(HASH_KEY) - 1 + HASH_HEX_LEN + 2)
-
-/* "YYYY-MM-DDTHH:MM:SS.ffffffZ" */
-#define UTC_TEXT_LEN	27
 #define COMMITTED_AT_KEY "\",\"committed_at\":\""
 
 /* ,"seq":N,"lsn":"X/X","committed_at":"..." is well below this */
@@ -92,8 +83,8 @@ typedef struct ChainLine
 {
 	uint64		seq;
 	XLogRecPtr	lsn;
-	char		prev_hash[HASH_HEX_LEN + 1];
-	char		hash[HASH_HEX_LEN + 1];
+	char		prev_hash[AA_HASH_HEX_LEN + 1];
+	char		hash[AA_HASH_HEX_LEN + 1];
 } ChainLine;
 
 /* Reads a file backwards in chunks, keeping the last chunk. */
@@ -152,8 +143,6 @@ static uint64 total_bytes = 0;
 static pg_cryptohash_ctx *sha_ctx = NULL;
 static ResourceOwner stream_owner = NULL;
 
-static const char zero_hash[HASH_HEX_LEN + 1] =
-"0000000000000000000000000000000000000000000000000000000000000000";
 
 
 /*
@@ -201,7 +190,7 @@ hash_begin(const char *prev_hash)
 {
 	hash_check(pg_cryptohash_init(hash_ctx()));
 	hash_check(pg_cryptohash_update(sha_ctx, (const uint8 *) prev_hash,
-									HASH_HEX_LEN));
+									AA_HASH_HEX_LEN));
 }
 
 static void
@@ -224,25 +213,7 @@ hash_end(char *hex)
 		hex[2 * i] = digits[digest[i] >> 4];
 		hex[2 * i + 1] = digits[digest[i] & 0x0f];
 	}
-	hex[HASH_HEX_LEN] = '\0';
-}
-
-/*
- * committed_at in the same RFC 3339 UTC form as the event's "timestamp"
- * (event.c), so consumers parse both the same way.
- */
-static void
-format_utc(TimestampTz ts, char *out)
-{
-	struct pg_tm tm;
-	fsec_t		fsec;
-
-	if (TIMESTAMP_NOT_FINITE(ts) ||
-		timestamp2tm(ts, NULL, &tm, &fsec, NULL, NULL) != 0)
-		elog(ERROR, "commit timestamp out of range");
-	snprintf(out, UTC_TEXT_LEN + 1, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ",
-			 tm.tm_year, tm.tm_mon, tm.tm_mday,
-			 tm.tm_hour, tm.tm_min, tm.tm_sec, (int) fsec);
+	hex[AA_HASH_HEX_LEN] = '\0';
 }
 
 /*
@@ -256,14 +227,14 @@ format_trailer(char *out, bool comma, uint64 seq, XLogRecPtr lsn,
 			   TimestampTz committed_at)
 {
 	static TimestampTz last_ts = DT_NOBEGIN;
-	static char last_text[UTC_TEXT_LEN + 1];
+	static char last_text[AA_UTC_TEXT_LEN + 1];
 	static const char hexdig[] = "0123456789ABCDEF";
 	char	   *t = out;
 	int			half;
 
 	if (committed_at != last_ts)
 	{
-		format_utc(committed_at, last_text);
+		aa_format_utc(committed_at, last_text);
 		last_ts = committed_at;
 	}
 	if (comma)
@@ -291,8 +262,8 @@ format_trailer(char *out, bool comma, uint64 seq, XLogRecPtr lsn,
 	}
 	memcpy(t, "\",\"committed_at\":\"", 18);
 	t += 18;
-	memcpy(t, last_text, UTC_TEXT_LEN);
-	t += UTC_TEXT_LEN;
+	memcpy(t, last_text, AA_UTC_TEXT_LEN);
+	t += AA_UTC_TEXT_LEN;
 	*t++ = '"';
 	return t - out;
 }
@@ -552,7 +523,7 @@ aa_is_hash_hex(const char *s)
 {
 	int			i;
 
-	for (i = 0; i < HASH_HEX_LEN; i++)
+	for (i = 0; i < AA_HASH_HEX_LEN; i++)
 		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
 			return false;
 	return true;
@@ -649,9 +620,9 @@ read_state(StreamState *st, bool *found, char **err)
 		}
 		else if (strcmp(line, "hash") == 0)
 		{
-			ok = strlen(value) == HASH_HEX_LEN && aa_is_hash_hex(value);
+			ok = strlen(value) == AA_HASH_HEX_LEN && aa_is_hash_hex(value);
 			if (ok)
-				memcpy(st->start.hash, value, HASH_HEX_LEN + 1);
+				memcpy(st->start.hash, value, AA_HASH_HEX_LEN + 1);
 			seen |= 32;
 		}
 		else if (strcmp(line, "directory") == 0)
@@ -771,13 +742,13 @@ read_line(int fd, const char *path, off_t start, off_t end,
 	const char *p;
 	const char *key;
 	const char *seqkey;
-	char		hash[HASH_HEX_LEN + 1];
+	char		hash[AA_HASH_HEX_LEN + 1];
 	off_t		off;
 	off_t		hashed_end;
 	bool		nul;
 
 	*status = LINE_INVALID;
-	if (len < (off_t) (CHAIN_SUFFIX_LEN + sizeof(COMMITTED_AT_KEY) + UTC_TEXT_LEN + 16))
+	if (len < (off_t) (AA_CHAIN_SUFFIX_LEN + sizeof(COMMITTED_AT_KEY) + AA_UTC_TEXT_LEN + 16))
 		goto malformed;
 	n = (int) Min(len, TAIL_READ_SIZE);
 	if (!read_exact(fd, path, tail, n, end - n, err))
@@ -790,28 +761,28 @@ read_line(int fd, const char *path, off_t start, off_t end,
 	}
 
 	/* the fixed-size chain suffix */
-	s = tail + n - CHAIN_SUFFIX_LEN;
-	if (memcmp(s, PREV_HASH_KEY, sizeof(PREV_HASH_KEY) - 1) != 0)
+	s = tail + n - AA_CHAIN_SUFFIX_LEN;
+	if (memcmp(s, AA_PREV_HASH_KEY, sizeof(AA_PREV_HASH_KEY) - 1) != 0)
 		goto malformed;
-	p = s + sizeof(PREV_HASH_KEY) - 1;
+	p = s + sizeof(AA_PREV_HASH_KEY) - 1;
 	if (!aa_is_hash_hex(p))
 		goto malformed;
-	memcpy(line->prev_hash, p, HASH_HEX_LEN);
-	line->prev_hash[HASH_HEX_LEN] = '\0';
-	p += HASH_HEX_LEN;
-	if (memcmp(p, HASH_KEY, sizeof(HASH_KEY) - 1) != 0)
+	memcpy(line->prev_hash, p, AA_HASH_HEX_LEN);
+	line->prev_hash[AA_HASH_HEX_LEN] = '\0';
+	p += AA_HASH_HEX_LEN;
+	if (memcmp(p, AA_HASH_KEY, sizeof(AA_HASH_KEY) - 1) != 0)
 		goto malformed;
-	p += sizeof(HASH_KEY) - 1;
+	p += sizeof(AA_HASH_KEY) - 1;
 	if (!aa_is_hash_hex(p))
 		goto malformed;
-	memcpy(line->hash, p, HASH_HEX_LEN);
-	line->hash[HASH_HEX_LEN] = '\0';
-	p += HASH_HEX_LEN;
+	memcpy(line->hash, p, AA_HASH_HEX_LEN);
+	line->hash[AA_HASH_HEX_LEN] = '\0';
+	p += AA_HASH_HEX_LEN;
 	if (strcmp(p, "\"}") != 0)
 		goto malformed;
 
 	/* "seq":N,"lsn":"X/X","committed_at":"<27>" right before it */
-	key = s - 1 - UTC_TEXT_LEN - (sizeof(COMMITTED_AT_KEY) - 1);
+	key = s - 1 - AA_UTC_TEXT_LEN - (sizeof(COMMITTED_AT_KEY) - 1);
 	if (key < tail || s[-1] != '"' ||
 		memcmp(key, COMMITTED_AT_KEY, sizeof(COMMITTED_AT_KEY) - 1) != 0)
 		goto malformed;
@@ -833,7 +804,7 @@ read_line(int fd, const char *path, off_t start, off_t end,
 		goto malformed;
 
 	/* the line must hash to its own hash */
-	hashed_end = end - CHAIN_SUFFIX_LEN;
+	hashed_end = end - AA_CHAIN_SUFFIX_LEN;
 	hash_begin(line->prev_hash);
 	for (off = start; off < hashed_end;)
 	{
@@ -949,7 +920,7 @@ recover_tail(int fd, const char *path, off_t size, const AAStreamPos *start,
 				pos->seq = line.seq;
 				pos->commit_lsn = line.lsn;
 				pos->events_at_lsn = 1;
-				memcpy(pos->hash, line.hash, HASH_HEX_LEN + 1);
+				memcpy(pos->hash, line.hash, AA_HASH_HEX_LEN + 1);
 			}
 			else if (line.lsn == pos->commit_lsn)
 				pos->events_at_lsn++;
@@ -1111,7 +1082,7 @@ aa_stream_open(char **err)
 		stream_broken = NULL;
 	}
 	memset(&cur_pos, 0, sizeof(cur_pos));
-	memcpy(cur_pos.hash, zero_hash, HASH_HEX_LEN + 1);
+	memcpy(cur_pos.hash, AA_ZERO_HASH, AA_HASH_HEX_LEN + 1);
 
 	if (!read_state(&st, &found, err))
 		return false;
@@ -1353,8 +1324,8 @@ bool
 aa_stream_append(const char *event, int len, XLogRecPtr commit_lsn,
 				 TimestampTz committed_at, bool first_of_commit, char **err)
 {
-	char		trailer[TRAILER_MAX + CHAIN_SUFFIX_LEN + 2];
-	char		hash[HASH_HEX_LEN + 1];
+	char		trailer[TRAILER_MAX + AA_CHAIN_SUFFIX_LEN + 2];
+	char		hash[AA_HASH_HEX_LEN + 1];
 	int			body_len;
 	int			i;
 	int			tlen;
@@ -1404,19 +1375,19 @@ aa_stream_append(const char *event, int len, XLogRecPtr commit_lsn,
 	{
 		char	   *t = trailer + tlen;
 
-		memcpy(t, PREV_HASH_KEY, sizeof(PREV_HASH_KEY) - 1);
-		t += sizeof(PREV_HASH_KEY) - 1;
-		memcpy(t, cur_pos.hash, HASH_HEX_LEN);
-		t += HASH_HEX_LEN;
-		memcpy(t, HASH_KEY, sizeof(HASH_KEY) - 1);
-		t += sizeof(HASH_KEY) - 1;
-		memcpy(t, hash, HASH_HEX_LEN);
-		t += HASH_HEX_LEN;
+		memcpy(t, AA_PREV_HASH_KEY, sizeof(AA_PREV_HASH_KEY) - 1);
+		t += sizeof(AA_PREV_HASH_KEY) - 1;
+		memcpy(t, cur_pos.hash, AA_HASH_HEX_LEN);
+		t += AA_HASH_HEX_LEN;
+		memcpy(t, AA_HASH_KEY, sizeof(AA_HASH_KEY) - 1);
+		t += sizeof(AA_HASH_KEY) - 1;
+		memcpy(t, hash, AA_HASH_HEX_LEN);
+		t += AA_HASH_HEX_LEN;
 		memcpy(t, "\"}\n", 3);
 		t += 3;
 		slen = t - (trailer + tlen);
 	}
-	Assert(slen == CHAIN_SUFFIX_LEN + 1);
+	Assert(slen == AA_CHAIN_SUFFIX_LEN + 1);
 
 	total = body_len + tlen + slen;
 	if (wbuf.len + total > WBUF_FLUSH_AT && !flush_wbuf(err))
@@ -1431,7 +1402,7 @@ aa_stream_append(const char *event, int len, XLogRecPtr commit_lsn,
 		cur_pos.events_at_lsn = 1;
 	cur_pos.seq = seq;
 	cur_pos.commit_lsn = commit_lsn;
-	memcpy(cur_pos.hash, hash, HASH_HEX_LEN + 1);
+	memcpy(cur_pos.hash, hash, AA_HASH_HEX_LEN + 1);
 	return true;
 }
 
