@@ -24,7 +24,7 @@ use Time::HiRes qw(usleep);
 
 use FindBin;
 use lib $FindBin::RealBin;
-use AuditTest;
+use AuditTest qw(:DEFAULT wal_events strip_stream_keys wait_log);
 use StreamCheck;
 
 my $node = audit_node('rotation');
@@ -39,22 +39,6 @@ $node->safe_psql(
 	SELECT activity_audit.track('t');
 	});
 
-# The committed events as the WAL holds them, in commit order, without the
-# trailing "sig" key (which the writer does not deliver).
-sub wal_events
-{
-	my $out = $node->safe_psql(
-		'postgres', q{
-		SELECT substr(data, strpos(data, 'content:') + 8)
-		  FROM pg_logical_slot_peek_changes('td', NULL, NULL)
-		 WHERE data LIKE 'message: transactional: 1 prefix: activity\_audit, %'});
-	my @ev = grep { $_ ne '' } split /\n/, $out;
-	foreach (@ev)
-	{
-		s/,"sig":"[0-9a-f]+"\}\z/}/ or die "event without sig: $_";
-	}
-	return @ev;
-}
 
 # Every line of the stream, in name order: [file basename, line text].
 sub stream_lines
@@ -74,22 +58,13 @@ sub stream_lines
 	return @lines;
 }
 
-# A delivered line without the keys the writer appends.
-sub strip_stream_keys
-{
-	my ($l) = @_;
-	$l =~
-	  s/,"seq":[0-9]+,"lsn":"[0-9A-F]+\/[0-9A-F]+","committed_at":"[^"]+","prev_hash":"[0-9a-f]{64}","hash":"[0-9a-f]{64}"\}\z/}/
-	  or return undef;
-	return $l;
-}
 
 # The stream is valid and holds exactly the committed events, in order.
 sub stream_matches_wal
 {
 	my ($what) = @_;
 	my $events = stream_ok($node, "$what: stream valid (seq 1..N, chain)");
-	my @wal = wal_events();
+	my @wal = wal_events($node);
 	my @got = map { strip_stream_keys($_->[1]) // "(bad line) $_->[1]" }
 	  stream_lines();
 	is(scalar @$events, scalar @wal, "$what: as many delivered events as committed ones");
@@ -97,17 +72,6 @@ sub stream_matches_wal
 	return scalar @wal;
 }
 
-# Wait (at most $secs seconds) for the server log past $offset to match $re.
-sub wait_log
-{
-	my ($re, $offset, $secs) = @_;
-	for (1 .. $secs * 10)
-	{
-		return 1 if slurp_file($node->logfile, $offset) =~ $re;
-		usleep(100_000);
-	}
-	return 0;
-}
 
 sub mode_of
 {
@@ -270,6 +234,7 @@ my $log_offset = -s $node->logfile;
 $node->append_conf('postgresql.conf', "audit.sink = 'bogus'\n");
 $node->reload;
 ok( wait_log(
+		$node,
 		qr/invalid value for parameter "audit\.sink": "bogus"/, $log_offset, 30),
 	'a reload with audit.sink = bogus logs an error naming the value');
 is($node->safe_psql('postgres', 'SHOW audit.sink'),
@@ -306,7 +271,7 @@ is($node->safe_psql('postgres', q{SELECT activity_audit.flush('30s')}),
 $n_events = stream_matches_wal('file,log');
 is($n_events, $before + 3, 'file,log: three more events in the files');
 
-my @wal = wal_events();
+my @wal = wal_events($node);
 my @new = @wal[ $before .. $#wal ];
 $log = substr(slurp_file($node->logfile), $log_offset);
 @audit_lines = ($log =~ /^\S+ \S+ \S+ \[\d+\] LOG:  AUDIT: (\{.*)$/mg);
@@ -325,7 +290,7 @@ my $bytes_before = join(',', map { -s $_ } stream_files($dir));
 $node->safe_psql('postgres', "INSERT INTO t VALUES ($id, 'log only')");
 is($node->safe_psql('postgres', q{SELECT activity_audit.flush('30s')}),
 	't', 'log: delivered');
-@wal = wal_events();
+@wal = wal_events($node);
 $log = substr(slurp_file($node->logfile), $log_offset);
 @audit_lines = ($log =~ /^\S+ \S+ \S+ \[\d+\] LOG:  AUDIT: (\{.*)$/mg);
 is_deeply(\@audit_lines, [ $wal[-1] ], 'log: the one event is in the server log');

@@ -24,7 +24,7 @@ use Time::HiRes qw(usleep time);
 
 use FindBin;
 use lib $FindBin::RealBin;
-use AuditTest;
+use AuditTest qw(:DEFAULT wal_events stream_texts wait_log);
 use StreamCheck;
 
 plan skip_all => 'root ignores file permissions' if $> == 0;
@@ -45,41 +45,7 @@ $node->poll_query_until('postgres', 'SHOW audit.rotation_size', '1kB')
   or die 'audit.rotation_size not reloaded';
 usleep(500_000);    # the writer reloads on the same SIGHUP
 
-# The committed events as the WAL holds them, without the "sig" key.
-sub wal_events
-{
-	my $out = $node->safe_psql(
-		'postgres', q{
-		SELECT substr(data, strpos(data, 'content:') + 8)
-		  FROM pg_logical_slot_peek_changes('td', NULL, NULL)
-		 WHERE data LIKE 'message: transactional: 1 prefix: activity\_audit, %'});
-	my @ev = grep { $_ ne '' } split /\n/, $out;
-	foreach (@ev)
-	{
-		s/,"sig":"[0-9a-f]+"\}\z/}/ or die "event without sig: $_";
-	}
-	return @ev;
-}
 
-# The stream's lines without the keys the writer appends.
-sub stream_texts
-{
-	my @texts;
-	foreach my $f (stream_files($dir))
-	{
-		open(my $fh, '<:raw', $f) or die "cannot open $f: $!";
-		while (my $l = <$fh>)
-		{
-			chomp $l;
-			$l =~
-			  s/,"seq":[0-9]+,"lsn":"[0-9A-F]+\/[0-9A-F]+","committed_at":"[^"]+","prev_hash":"[0-9a-f]{64}","hash":"[0-9a-f]{64}"\}\z/}/
-			  or $l = "(bad line) $l";
-			push @texts, $l;
-		}
-		close $fh;
-	}
-	return @texts;
-}
 
 # name => size of every file of the stream directory
 sub dir_state
@@ -88,16 +54,6 @@ sub dir_state
 		  stream_files($dir));
 }
 
-sub wait_log
-{
-	my ($re, $offset, $secs) = @_;
-	for (1 .. $secs * 10)
-	{
-		return 1 if slurp_file($node->logfile, $offset) =~ $re;
-		usleep(100_000);
-	}
-	return 0;
-}
 
 sub status
 {
@@ -155,7 +111,7 @@ like($err, qr/Permission denied/i, "last_error names the problem: $err");
 like($err, qr{\Q$dir\E|/log\b|\blog/}, 'last_error names the directory or file');
 is(status('events_delivered'), '3', 'nothing more is counted as delivered');
 
-ok(wait_log(qr/WARNING: .*Permission denied/, $log_offset, 30),
+ok(wait_log($node, qr/WARNING: .*Permission denied/, $log_offset, 30),
 	'the server log has a WARNING about it');
 
 # the writer's slot keeps the WAL from before the first undelivered event
@@ -198,13 +154,13 @@ is($node->safe_psql('postgres', q{SELECT activity_audit.flush('30s')}),
 	't', 'flush returns true once the directory is writable');
 is(status('last_error IS NULL'), 't', 'last_error is null again');
 
-my @wal = wal_events();
+my @wal = wal_events($node);
 is(scalar @wal, 8, 'eight events committed');
 is(status('events_delivered'), '8', 'eight events delivered');
 my $events = stream_ok($node, 'stream valid (seq 1..8 once each, chain intact)');
 is(scalar @$events, 8, 'eight events in the stream');
 is_deeply([ map { $_->{seq} } @$events ], [ 1 .. 8 ], 'seq 1..8');
-is_deeply([ stream_texts() ], \@wal,
+is_deeply([ stream_texts($dir) ], \@wal,
 	'delivered events are the committed events, in commit order, once each');
 
 ok( $node->poll_query_until(
@@ -219,7 +175,7 @@ is($node->safe_psql('postgres', q{SELECT activity_audit.flush('30s')}),
 	't', 'later events delivered');
 $events = stream_ok($node, 'stream valid after a later event');
 is(scalar @$events, 9, 'nine events in the stream');
-is_deeply([ stream_texts() ], [ wal_events() ], 'still exactly the committed events');
+is_deeply([ stream_texts($dir) ], [ wal_events($node) ], 'still exactly the committed events');
 
 ###########################################################################
 # Again with audit.log_directory moved to an unwritable directory
@@ -248,7 +204,7 @@ is($node->safe_psql('postgres', q{SELECT activity_audit.flush('2s')}),
 $err = status('last_error');
 like($err, qr/Permission denied/i, "unwritable new directory: last_error: $err");
 like($err, qr/\Q$ro\E/, 'unwritable new directory: last_error names it');
-ok(wait_log(qr/WARNING: .*Permission denied/, $log_offset, 30),
+ok(wait_log($node, qr/WARNING: .*Permission denied/, $log_offset, 30),
 	'unwritable new directory: WARNING in the server log');
 $slot_ok = qq{
 	SELECT restart_lsn <= '$lsn0'::pg_lsn
@@ -275,7 +231,7 @@ is(scalar @new_lines, 1, 'new directory: one event');
 my @all = eval { validate_lines([ @old_lines, @new_lines ], 'old and new directory') };
 is($@, '', 'the chain runs on from the old directory into the new one');
 is(scalar @all, 10, 'ten events in all');
-@wal = wal_events();
+@wal = wal_events($node);
 (my $last = $new_lines[0]) =~ s/\n\z//;
 $last =~
   s/,"seq":[0-9]+,"lsn":"[0-9A-F]+\/[0-9A-F]+","committed_at":"[^"]+","prev_hash":"[0-9a-f]{64}","hash":"[0-9a-f]{64}"\}\z/}/;

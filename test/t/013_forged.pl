@@ -21,7 +21,7 @@ use Time::HiRes qw(usleep);
 
 use FindBin;
 use lib $FindBin::RealBin;
-use AuditTest;
+use AuditTest qw(:DEFAULT wal_messages stream_texts);
 use StreamCheck;
 
 my $node = audit_node('forged');
@@ -34,37 +34,7 @@ $node->safe_psql(
 	SELECT activity_audit.track('t');
 	});
 
-# Contents of the transactional activity_audit messages the WAL holds (real
-# and forged alike), in commit order, as written.
-sub wal_messages
-{
-	my $out = $node->safe_psql(
-		'postgres', q{
-		SELECT substr(data, strpos(data, 'content:') + 8)
-		  FROM pg_logical_slot_peek_changes('td', NULL, NULL)
-		 WHERE data LIKE 'message: transactional: 1 prefix: activity\_audit, %'});
-	return grep { $_ ne '' } split /\n/, $out;
-}
 
-# The stream's lines without the keys the writer appends.
-sub stream_texts
-{
-	my @texts;
-	foreach my $f (stream_files(stream_dir($node)))
-	{
-		open(my $fh, '<:raw', $f) or die "cannot open $f: $!";
-		while (my $l = <$fh>)
-		{
-			chomp $l;
-			$l =~
-			  s/,"seq":[0-9]+,"lsn":"[0-9A-F]+\/[0-9A-F]+","committed_at":"[^"]+","prev_hash":"[0-9a-f]{64}","hash":"[0-9a-f]{64}"\}\z/}/
-			  or $l = "(bad line) $l";
-			push @texts, $l;
-		}
-		close $fh;
-	}
-	return @texts;
-}
 
 sub status
 {
@@ -88,7 +58,7 @@ my $log_offset = -s $node->logfile;
 $node->safe_psql('postgres', q{INSERT INTO t VALUES (1, 'one')});
 is($node->safe_psql('postgres', q{SELECT activity_audit.flush('30s')}),
 	't', 'first event delivered');
-my @msgs = wal_messages();
+my @msgs = wal_messages($node);
 is(scalar @msgs, 1, 'one real event in the WAL');
 my $real = $msgs[0];
 like($real, qr/,"sig":"[0-9a-f]+"\}\z/, 'the real event ends with its sig');
@@ -124,7 +94,7 @@ is(status('events_delivered'), '4', 'events_delivered counts the four real event
 is(status('last_error IS NULL'), 't', 'no error');
 
 # what the WAL holds: 4 real events and the 2 transactional forgeries
-@msgs = wal_messages();
+@msgs = wal_messages($node);
 is(scalar @msgs, 6, 'the WAL has six transactional activity_audit messages');
 my @real = grep { $_ ne $forged_tx && $_ ne $altered } @msgs;
 is(scalar @real, 4, 'four of them are real');
@@ -138,9 +108,9 @@ is(scalar @$events, 4, 'four events delivered');
 is_deeply([ map { $_->{seq} } @$events ], [ 1 .. 4 ], 'seq 1..4');
 is_deeply([ map { $_->{instance_id} } @$events ],
 	[ 1, 2, 3, 4 ], 'the real events, in commit order');
-is_deeply([ stream_texts() ], \@real,
+is_deeply([ stream_texts(stream_dir($node)) ], \@real,
 	'delivered texts are exactly the real events');
-is(scalar(grep { /"pad":"onE"/ || /"a":1/ || !/"instance_id"/ } stream_texts()),
+is(scalar(grep { /"pad":"onE"/ || /"a":1/ || !/"instance_id"/ } stream_texts(stream_dir($node))),
 	0, 'no forged content in the stream');
 
 # one WARNING per forgery, none for the other prefixes

@@ -11,9 +11,14 @@ use warnings;
 
 use Exporter 'import';
 use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils qw(slurp_file);
+use Time::HiRes qw(usleep);
+
+use StreamCheck qw(stream_files);
 
 our @EXPORT = qw(audit_node);
-our @EXPORT_OK = qw(writer_status);
+our @EXPORT_OK = qw(writer_status wal_messages wal_events strip_stream_keys
+  stream_texts wait_log);
 
 # A started node with the library preloaded and logical decoding enabled.
 sub audit_node
@@ -46,6 +51,73 @@ sub writer_status
 	@h{@cols} = @v;
 	$h{$_} eq '<null>' and $h{$_} = undef foreach @cols;
 	return \%h;
+}
+
+# The audit messages in the WAL, raw (with "sig"), peeked from the
+# test_decoding slot $slot (default "td") without consuming them.
+sub wal_messages
+{
+	my ($node, $slot) = @_;
+	$slot //= 'td';
+	my $out = $node->safe_psql(
+		'postgres', qq{
+		SELECT substr(data, strpos(data, 'content:') + 8)
+		  FROM pg_logical_slot_peek_changes('$slot', NULL, NULL)
+		 WHERE data LIKE 'message: transactional: 1 prefix: activity\\_audit, %'});
+	return grep { $_ ne '' } split /\n/, $out;
+}
+
+# The same messages as the writer delivers their text: without "sig".
+sub wal_events
+{
+	my @ev = wal_messages(@_);
+	foreach (@ev)
+	{
+		s/,"sig":"[0-9a-f]+"\}\z/}/ or die "event without sig: $_";
+	}
+	return @ev;
+}
+
+# A delivered line without the keys the writer adds, or undef if it does
+# not end with them.
+sub strip_stream_keys
+{
+	my ($l) = @_;
+	$l =~
+	  s/,"seq":[0-9]+,"lsn":"[0-9A-F]+\/[0-9A-F]+","committed_at":"[^"]+","prev_hash":"[0-9a-f]{64}","hash":"[0-9a-f]{64}"\}\z/}/
+	  or return undef;
+	return $l;
+}
+
+# Every delivered line of the stream in $dir, stripped as above; a line
+# that does not end with the stream's keys is kept as "(bad line) ...".
+sub stream_texts
+{
+	my ($dir) = @_;
+	my @texts;
+	foreach my $f (stream_files($dir))
+	{
+		open(my $fh, '<:raw', $f) or die "cannot open $f: $!";
+		while (my $l = <$fh>)
+		{
+			chomp $l;
+			push @texts, strip_stream_keys($l) // "(bad line) $l";
+		}
+		close $fh;
+	}
+	return @texts;
+}
+
+# Wait up to $secs seconds for the server log, from $offset on, to match $re.
+sub wait_log
+{
+	my ($node, $re, $offset, $secs) = @_;
+	for (1 .. $secs * 10)
+	{
+		return 1 if slurp_file($node->logfile, $offset) =~ $re;
+		usleep(100_000);
+	}
+	return 0;
 }
 
 1;
