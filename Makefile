@@ -17,6 +17,7 @@ OBJS = \
 	src/sign.o \
 	src/writer.o \
 	src/stream.o \
+	src/sha256.o \
 	src/reader.o
 
 EXTENSION = activity_audit
@@ -44,7 +45,7 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # every object depends on the shared header (PGXS does not track headers)
-$(OBJS): src/activity_audit.h src/writer.h
+$(OBJS): src/activity_audit.h src/writer.h src/sha256.h
 
 # The offline verifier tools/activity_audit_verify: a standalone program
 # (no libpq, no server headers).  PGXS's PROGRAM cannot sit next to
@@ -53,8 +54,9 @@ VERIFY_TOOL = tools/activity_audit_verify
 
 all: $(VERIFY_TOOL)
 
-$(VERIFY_TOOL): tools/activity_audit_verify.c
-	$(CC) $(CFLAGS) -Wextra -o $@ $< $(LDFLAGS)
+# It hashes with the writer's own SHA-256 code (src/sha256.c).
+$(VERIFY_TOOL): tools/activity_audit_verify.c src/sha256.c src/sha256.h
+	$(CC) $(CFLAGS) -Wextra -I$(srcdir)/src -o $@ tools/activity_audit_verify.c src/sha256.c $(LDFLAGS)
 
 install: install-verify-tool
 

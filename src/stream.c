@@ -38,18 +38,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "common/cryptohash.h"
-#include "common/sha2.h"
 #include "lib/stringinfo.h"
 #include "pgtime.h"
 #include "storage/fd.h"
 #include "utils/datetime.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
-#include "utils/resowner.h"
 #include "utils/timestamp.h"
 
 #include "activity_audit.h"
+#include "sha256.h"
 #include "writer.h"
 
 #define STATE_FILE		AA_STATE_DIR "/stream_state"
@@ -136,84 +134,67 @@ static off_t cur_size = 0;
 static StringInfoData wbuf;
 static bool wbuf_ready = false;
 static bool cur_dirty = false;	/* written since the last fsync */
+
+/*
+ * The stream is written once and read rarely, so once durable it need not
+ * stay in the page cache: each sync drops the file's pages older than the
+ * last CACHE_KEEP bytes (kept so that a shipper tailing the file still reads
+ * from memory), and a rotation drops the file it leaves.  Besides sparing
+ * the cache the database needs, this lets the kernel recycle the same pages
+ * for the next lines instead of taking fresh memory for every megabyte
+ * written, which was the writer's largest cost.
+ */
+#define CACHE_KEEP		((off_t) 16 * 1024 * 1024)
+#define CACHE_DROP_STEP ((off_t) 4 * 1024 * 1024)
+static off_t cur_dropped = 0;	/* pages before this offset were dropped */
+
+/*
+ * A commit of millions of events is made durable in parts of SYNC_EVERY
+ * bytes, so that its pages can be dropped as it goes rather than all filling
+ * the cache until its end.  Safe at any point: recovery resumes inside a
+ * commit (see recover_tail).
+ */
+#define SYNC_EVERY		((off_t) 16 * 1024 * 1024)
+static off_t cur_synced = 0;	/* size at the last fsync */
 static AAStreamPos cur_pos;
 static uint64 total_bytes = 0;
 
-/* SHA-256 context reused for every line, owned by a private owner. */
-static pg_cryptohash_ctx *sha_ctx = NULL;
-static ResourceOwner stream_owner = NULL;
-
-
+/* the digest of the line being written or checked */
+static AASha256 sha_ctx;
+static bool sha_chosen = false;
 
 /*
- * The SHA-256 context, created once.  In the backend a cryptohash context
- * is tracked by CurrentResourceOwner, which a background worker outside a
- * transaction may not have (and a transaction's owner would free it at
- * commit), so it is attached to an owner of our own that is never released.
+ * Start a line's digest with its prev_hash.  The first use picks the SHA-256
+ * code (see sha256.c); a failed self-test means this build cannot be
+ * trusted to write or check a chain.
  */
-static pg_cryptohash_ctx *
-hash_ctx(void)
-{
-	if (sha_ctx == NULL)
-	{
-		ResourceOwner save = CurrentResourceOwner;
-
-		if (stream_owner == NULL)
-			stream_owner = ResourceOwnerCreate(NULL, "activity_audit stream");
-		CurrentResourceOwner = stream_owner;
-		PG_TRY();
-		{
-			sha_ctx = pg_cryptohash_create(PG_SHA256);
-		}
-		PG_FINALLY();
-		{
-			CurrentResourceOwner = save;
-		}
-		PG_END_TRY();
-		if (sha_ctx == NULL)
-			elog(ERROR, "could not create SHA-256 context");
-	}
-	return sha_ctx;
-}
-
-/* A hash library failure is not an I/O problem: it cannot be retried. */
-static void
-hash_check(int rc)
-{
-	if (rc < 0)
-		elog(ERROR, "could not compute SHA-256: %s",
-			 pg_cryptohash_error(sha_ctx));
-}
-
 static void
 hash_begin(const char *prev_hash)
 {
-	hash_check(pg_cryptohash_init(hash_ctx()));
-	hash_check(pg_cryptohash_update(sha_ctx, (const uint8 *) prev_hash,
-									AA_HASH_HEX_LEN));
+	if (!sha_chosen)
+	{
+		if (aa_sha256_choose(1) == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("SHA-256 self-test failed"),
+					 errhint("The activity_audit library is miscompiled; rebuild it.")));
+		sha_chosen = true;
+	}
+	aa_sha256_init(&sha_ctx);
+	aa_sha256_update(&sha_ctx, prev_hash, AA_HASH_HEX_LEN);
 }
 
 static void
 hash_add(const char *data, size_t len)
 {
-	hash_check(pg_cryptohash_update(sha_ctx, (const uint8 *) data, len));
+	aa_sha256_update(&sha_ctx, data, len);
 }
 
 /* Finish into lowercase hex, the form the chain stores. */
 static void
 hash_end(char *hex)
 {
-	static const char digits[] = "0123456789abcdef";
-	uint8		digest[PG_SHA256_DIGEST_LENGTH];
-	int			i;
-
-	hash_check(pg_cryptohash_final(sha_ctx, digest, sizeof(digest)));
-	for (i = 0; i < PG_SHA256_DIGEST_LENGTH; i++)
-	{
-		hex[2 * i] = digits[digest[i] >> 4];
-		hex[2 * i + 1] = digits[digest[i] & 0x0f];
-	}
-	hex[AA_HASH_HEX_LEN] = '\0';
+	aa_sha256_final_hex(&sha_ctx, hex);
 }
 
 /*
@@ -976,6 +957,8 @@ forget_current(void)
 	cur_name = NULL;
 	cur_size = 0;
 	cur_dirty = false;
+	cur_dropped = 0;
+	cur_synced = 0;
 	if (wbuf_ready)
 		resetStringInfo(&wbuf);
 }
@@ -1005,6 +988,31 @@ set_current(int fd, char *path, char *directory, char *pattern,
 	cur_started = started;
 	cur_size = size;
 	cur_dirty = false;
+	cur_dropped = 0;
+	cur_synced = size;
+}
+
+/*
+ * Advise the kernel to drop the current file's durable pages but the last
+ * CACHE_KEEP bytes, or all of them when "all" (a file left by rotation).
+ * Only advice: a failure changes nothing and is ignored.  Call only right
+ * after an fsync, so no dirty page is involved.
+ */
+static void
+drop_cached(bool all)
+{
+#if defined(USE_POSIX_FADVISE) && defined(POSIX_FADV_DONTNEED)
+	off_t		upto = all ? cur_size : cur_size - CACHE_KEEP;
+
+	if (cur_fd < 0 || upto <= cur_dropped ||
+		(!all && upto - cur_dropped < CACHE_DROP_STEP))
+		return;
+	(void) posix_fadvise(cur_fd, cur_dropped, upto - cur_dropped,
+						 POSIX_FADV_DONTNEED);
+	cur_dropped = upto;
+#else
+	(void) all;
+#endif
 }
 
 /* Write the buffered lines to the current file (see wbuf). */
@@ -1197,6 +1205,7 @@ start_file(const char *name, pg_time_t now, char **err)
 		}
 		cur_dirty = false;
 	}
+	drop_cached(true);
 
 	fd = BasicOpenFilePerm(path, O_CREAT | O_EXCL | O_WRONLY | O_APPEND | PG_BINARY,
 						   (mode_t) aa_file_mode);
@@ -1392,6 +1401,8 @@ aa_stream_append(const char *event, int len, XLogRecPtr commit_lsn,
 	total = body_len + tlen + slen;
 	if (wbuf.len + total > WBUF_FLUSH_AT && !flush_wbuf(err))
 		return false;
+	if (cur_size - cur_synced >= SYNC_EVERY && !aa_stream_sync(err))
+		return false;
 	appendBinaryStringInfo(&wbuf, event, body_len);
 	appendBinaryStringInfo(&wbuf, trailer, tlen + slen);
 
@@ -1433,6 +1444,8 @@ aa_stream_sync(char **err)
 		return false;
 	}
 	cur_dirty = false;
+	cur_synced = cur_size;
+	drop_cached(false);
 	return true;
 }
 
