@@ -14,41 +14,12 @@
 set -euo pipefail
 
 EVENTS=${BENCH_EVENTS:-1000000}
-PG_CONFIG=${PG_CONFIG:-pg_config}
-BINDIR=$("$PG_CONFIG" --bindir)
-OS_USER=${BENCH_OS_USER:-postgres}
-
-die() { echo "bench/readers.sh: $*" >&2; exit 1; }
-[[ -f "$("$PG_CONFIG" --sharedir)/extension/activity_audit.control" ]] ||
-	die "activity_audit is not installed for $PG_CONFIG; run make install first"
+NAME=readers.sh
+. "$(dirname "$0")/cluster.sh"
 [[ -x "$BINDIR/activity_audit_verify" ]] ||
 	die "activity_audit_verify is not installed in $BINDIR; run make install first"
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/activity_audit_readers.XXXXXX")
-as_user() {
-	if [[ $(id -u) -eq 0 ]]; then
-		runuser -u "$OS_USER" -- "$@"
-	else
-		"$@"
-	fi
-}
-cleanup() {
-	as_user "$BINDIR/pg_ctl" -D "$WORK/data" -m immediate stop >/dev/null 2>&1 || true
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-[[ $(id -u) -eq 0 ]] && chown "$OS_USER" "$WORK"
-
-as_user "$BINDIR/initdb" -D "$WORK/data" --auth=trust --no-sync >/dev/null
-cat >>"$WORK/data/postgresql.conf" <<EOF
-listen_addresses = ''
-unix_socket_directories = '$WORK'
-shared_preload_libraries = 'activity_audit'
-shared_buffers = 512MB
-max_wal_size = 4GB
-EOF
-as_user "$BINDIR/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
-pg() { as_user "$BINDIR/psql" -X -q -A -t -h "$WORK" -d postgres -v ON_ERROR_STOP=1 "$@"; }
+bench_cluster_start "max_wal_size = 4GB"
 ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 rate() { awk -v n="$1" -v ms="$2" 'BEGIN { printf "%.0f", (ms > 0 ? n * 1000 / ms : 0) }'; }
 

@@ -27,44 +27,13 @@ EVENTS=${BENCH_EVENTS:-1000000}
 TXN_ROWS=${BENCH_TXN_ROWS:-10000}
 ROWS=${BENCH_ROWS:-200000}
 RUNS=${BENCH_RUNS:-5}
-PG_CONFIG=${PG_CONFIG:-pg_config}
-BINDIR=$("$PG_CONFIG" --bindir)
-OS_USER=${BENCH_OS_USER:-postgres}
-
-die() { echo "bench/writer.sh: $*" >&2; exit 1; }
+NAME=writer.sh
+. "$HERE/cluster.sh"
 for v in EVENTS TXN_ROWS ROWS RUNS; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "BENCH_$v must be a positive integer (got '${!v}')"
 done
-[[ -f "$("$PG_CONFIG" --sharedir)/extension/activity_audit.control" ]] ||
-	die "activity_audit is not installed for $PG_CONFIG; run make install first"
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/activity_audit_writer.XXXXXX")
-as_user() {
-	if [[ $(id -u) -eq 0 ]]; then
-		runuser -u "$OS_USER" -- "$@"
-	else
-		"$@"
-	fi
-}
-cleanup() {
-	chmod 0700 "$WORK/burst" 2>/dev/null || true
-	as_user "$BINDIR/pg_ctl" -D "$WORK/data" -m immediate stop >/dev/null 2>&1 || true
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-[[ $(id -u) -eq 0 ]] && chown "$OS_USER" "$WORK"
-
-as_user "$BINDIR/initdb" -D "$WORK/data" --auth=trust --no-sync -E UTF8 --locale=C >/dev/null
-cat >>"$WORK/data/postgresql.conf" <<EOF
-listen_addresses = ''
-unix_socket_directories = '$WORK'
-shared_preload_libraries = 'activity_audit'
-shared_buffers = 512MB
-max_wal_size = 8GB
-checkpoint_timeout = 30min
-EOF
-as_user "$BINDIR/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
-pg() { as_user "$BINDIR/psql" -X -q -A -t -h "$WORK" -d postgres -v ON_ERROR_STOP=1 "$@"; }
+bench_cluster_start "max_wal_size = 8GB" "checkpoint_timeout = 30min"
 now_ns() { date +%s%N; }
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }     # user + system, 10 ms ticks
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
