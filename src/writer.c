@@ -144,7 +144,8 @@ typedef struct AATxnCursor
 /* Worker-local state. */
 static HTAB *txns = NULL;
 static MemoryContext txn_cxt = NULL;
-static AAStreamPos start_pos;	/* what the stream held at start */
+static AAStreamPos start_pos;	/* what the stream held when opened */
+static bool stream_open = false;	/* the file sink's stream is open */
 static uint64 events_delivered = 0;
 static uint64 forged_rejected = 0;
 static Size buffered_bytes = 0;		/* events of open transactions in memory */
@@ -351,6 +352,12 @@ handle_interrupts(void)
 	{
 		ConfigReloadPending = false;
 		ProcessConfigFile(PGC_SIGHUP);
+		/* "file" removed from audit.sink: close the stream; see open_stream */
+		if (!aa_sink_file_enabled && stream_open)
+		{
+			aa_stream_close();
+			stream_open = false;
+		}
 	}
 	if (ShutdownRequestPending)
 		proc_exit(0);
@@ -385,7 +392,7 @@ sink_failed(const char *err, bool *reported, long *wait)
 	set_last_error(err);
 	writer_sleep(*wait);
 	*wait = Min(*wait * 2, AA_RETRY_MAX_MS);
-	if (aa_stream_needs_reopen())
+	if (stream_open && aa_stream_needs_reopen())
 	{
 		ereport(LOG,
 				(errmsg("activity_audit writer restarts to recover the audit stream")));
@@ -393,30 +400,74 @@ sink_failed(const char *err, bool *reported, long *wait)
 	}
 }
 
-/* Run a sink operation until it succeeds (see sink_failed). */
-#define RETRY_UNTIL_OK(call) \
+/* Whether the file sink is on and its stream open (see handle_interrupts). */
+static inline bool
+file_sink_on(void)
+{
+	return aa_sink_file_enabled && stream_open;
+}
+
+/*
+ * Run a file-sink operation until it succeeds (see sink_failed), or until a
+ * reload switches the file sink off: the operation is then dropped, so that
+ * a sink that cannot be written does not hold up the others.
+ */
+#define RETRY_FILE_SINK(call) \
 	do { \
 		char	   *err_ = NULL; \
 		long		wait_ = AA_RETRY_MIN_MS; \
 		bool		reported_ = false; \
-		while (!(call)) \
+		while (file_sink_on() && !(call)) \
 			sink_failed(err_, &reported_, &wait_); \
 		if (reported_) \
-		{ \
-			set_last_error(NULL); \
-			ereport(LOG, (errmsg("activity_audit writer delivers again"))); \
-		} \
+			sink_recovered(); \
 	} while (0)
+
+/* After a reported failure: clear it and say why delivery goes on. */
+static void
+sink_recovered(void)
+{
+	set_last_error(NULL);
+	if (file_sink_on())
+		ereport(LOG, (errmsg("activity_audit writer delivers again")));
+	else
+		ereport(LOG,
+				(errmsg("activity_audit writer no longer writes the audit stream files: \"file\" was removed from audit.sink")));
+}
+
+/*
+ * Open the stream of the file sink: at start, and when a reload switches the
+ * file sink on.  It is retried while it fails and the file sink stays on.
+ * Events the files already hold are skipped from then on (start_pos).
+ */
+static void
+open_stream(void)
+{
+	char	   *err = NULL;
+	long		wait = AA_RETRY_MIN_MS;
+	bool		reported = false;
+
+	while (aa_sink_file_enabled && !aa_stream_open(&err))
+		sink_failed(err, &reported, &wait);
+	if (aa_sink_file_enabled)
+	{
+		stream_open = true;
+		aa_stream_position(&start_pos);
+	}
+	if (reported)
+		sink_recovered();
+}
 
 /* Deliver one event to every configured sink. */
 static void
 deliver_event(AAEvent *ev, XLogRecPtr commit_lsn, TimestampTz committed_at,
 			  bool first_of_commit)
 {
-	if (aa_sink_file_enabled)
-		RETRY_UNTIL_OK((err_ = NULL,
-						aa_stream_append(ev->data, ev->len, commit_lsn,
-										 committed_at, first_of_commit, &err_)));
+	if (aa_sink_file_enabled && !stream_open)
+		open_stream();
+	RETRY_FILE_SINK((err_ = NULL,
+					 aa_stream_append(ev->data, ev->len, commit_lsn,
+									  committed_at, first_of_commit, &err_)));
 	if (aa_sink_log_enabled)
 		ereport(LOG,
 				(errmsg("AUDIT: %.*s", ev->len, ev->data),
@@ -900,8 +951,9 @@ checkpoint_delivery(XLogRecPtr next_lsn, TimestampTz *last_slot_save)
 {
 	TimestampTz now = GetCurrentTimestamp();
 
-	if (aa_sink_file_enabled)
-		RETRY_UNTIL_OK((err_ = NULL, aa_stream_sync(&err_)));
+	if (aa_sink_file_enabled && !stream_open)
+		open_stream();
+	RETRY_FILE_SINK((err_ = NULL, aa_stream_sync(&err_)));
 
 	SpinLockAcquire(&writer_shared->mutex);
 	writer_shared->read_lsn = next_lsn;
@@ -998,8 +1050,7 @@ aa_writer_main(Datum main_arg)
 					   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 
 	prepare_spill_dir();
-	RETRY_UNTIL_OK((err_ = NULL, aa_stream_open(&err_)));
-	aa_stream_position(&start_pos);
+	open_stream();
 	events_delivered = 0;
 
 	next_lsn = acquire_slot();

@@ -10,6 +10,9 @@
 # the stream holds exactly the committed events, once each, with seq and the
 # hash chain intact.  The same once more with audit.log_directory moved to a
 # directory without write permission: the chain then runs on into it.
+# Last, while the file sink fails a reload takes "file" out of audit.sink:
+# the waiting event goes to the server log and later ones too, the files
+# are left alone; with "file" back the chain runs on with the next event.
 #
 # The test must run as the server's (non-root) OS user: root ignores file
 # permissions.
@@ -60,6 +63,16 @@ sub status
 	my ($col) = @_;
 	return $node->safe_psql('postgres',
 		"SELECT $col FROM activity_audit.writer_status()");
+}
+
+# the lines of a file, with their newlines
+sub read_lines
+{
+	my ($f) = @_;
+	open(my $fh, '<:raw', $f) or die "cannot open $f: $!";
+	my @l = <$fh>;
+	close $fh;
+	return @l;
 }
 
 ###########################################################################
@@ -237,6 +250,60 @@ $last =~
   s/,"seq":[0-9]+,"lsn":"[0-9A-F]+\/[0-9A-F]+","committed_at":"[^"]+","prev_hash":"[0-9a-f]{64}","hash":"[0-9a-f]{64}"\}\z/}/;
 is(scalar @wal, 10, 'ten events committed');
 is($last, $wal[-1], 'the new directory holds the last committed event');
+
+###########################################################################
+# The file sink fails and a reload takes "file" out of audit.sink: the
+# waiting event goes to the server log and delivery goes on without files;
+# putting "file" back continues the chain
+###########################################################################
+# first the current file past the rotation size, so the next commit needs
+# a file the writer cannot create
+$node->safe_psql('postgres', q{INSERT INTO t VALUES (18, repeat('x', 1000))});
+is($node->safe_psql('postgres', q{SELECT activity_audit.flush('30s')}),
+	't', 'sink switch: a large event fills the current file');
+my @lines_before = map { @{ [ read_lines($_) ] } } stream_files($ro);
+chmod(0500, $ro) or die "chmod $ro: $!";
+usleep(1_100_000);    # the next commit needs a new file
+$log_offset = -s $node->logfile;
+$node->safe_psql('postgres', q{INSERT INTO t VALUES (15, 'log only 1')});
+is($node->safe_psql('postgres', q{SELECT activity_audit.flush('2s')}),
+	'f', 'sink switch: flush returns false while the file sink fails');
+ok(wait_log($node, qr/WARNING: .*Permission denied/, $log_offset, 30),
+	'sink switch: WARNING in the server log');
+
+$node->safe_psql('postgres',
+	"ALTER SYSTEM SET audit.sink = 'log'; SELECT pg_reload_conf()");
+$node->poll_query_until('postgres', 'SHOW audit.sink', 'log')
+  or die 'audit.sink not reloaded';
+is($node->safe_psql('postgres', q{SELECT activity_audit.flush('30s')}),
+	't', q{sink switch: with audit.sink = 'log' the waiting event is delivered});
+is(status('last_error IS NULL'), 't', 'sink switch: last_error is null');
+is(status('current_file IS NULL'), 't', 'sink switch: no current file');
+ok(wait_log($node, qr/AUDIT: \{.*"instance_id":"15"/, $log_offset, 30),
+	'sink switch: the waiting event is in the server log');
+ok(wait_log($node, qr/LOG: .*no longer writes the audit stream files/, $log_offset, 30),
+	'sink switch: the server log says why the file is no longer written');
+$node->safe_psql('postgres', q{INSERT INTO t VALUES (16, 'log only 2')});
+is($node->safe_psql('postgres', q{SELECT activity_audit.flush('30s')}),
+	't', 'sink switch: later events are delivered to the log');
+ok(wait_log($node, qr/AUDIT: \{.*"instance_id":"16"/, $log_offset, 30),
+	'sink switch: the later event is in the server log');
+
+chmod(0700, $ro) or die "chmod $ro: $!";
+$node->safe_psql('postgres',
+	"ALTER SYSTEM SET audit.sink = 'file'; SELECT pg_reload_conf()");
+$node->poll_query_until('postgres', 'SHOW audit.sink', 'file')
+  or die 'audit.sink not reloaded';
+$node->safe_psql('postgres', q{INSERT INTO t VALUES (17, 'file again')});
+is($node->safe_psql('postgres', q{SELECT activity_audit.flush('30s')}),
+	't', 'sink switch: "file" back in audit.sink, flush returns true');
+is(status('last_error IS NULL'), 't', 'sink switch: no error');
+my @lines_after = map { @{ [ read_lines($_) ] } } stream_files($ro);
+is(scalar @lines_after, scalar(@lines_before) + 1,
+	'sink switch: the files gained one event (the two log-only events are not in them)');
+@all = eval { validate_lines([ @old_lines, @lines_after ], 'after the sink switch') };
+is($@, '', 'sink switch: the chain runs on');
+like($lines_after[-1], qr/"instance_id":"17"/, 'sink switch: the new event is the last line');
 
 $node->stop;
 done_testing();
