@@ -49,7 +49,13 @@ aa_put_char(StringInfo buf, char c)
 }
 
 #define aa_put_lit(buf, lit)	aa_put((buf), "" lit, sizeof(lit) - 1)
-#define aa_put_str(buf, str)	aa_put((buf), (str), strlen(str))
+
+/* A function, not a macro: its argument is often a call, evaluated once. */
+static inline void
+aa_put_str(StringInfo buf, const char *str)
+{
+	aa_put(buf, str, strlen(str));
+}
 
 /* activity_audit.c: module entry point */
 extern bool aa_preloaded;
