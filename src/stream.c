@@ -1015,6 +1015,27 @@ drop_cached(bool all)
 #endif
 }
 
+/*
+ * After an fsync of the current file: a file removed from the directory (by
+ * hand, by a clean-up job) would swallow every later event unseen.  Checked
+ * before the position moves, so that what went into it since the last sync
+ * is read from the WAL again once the stream is reopened.
+ */
+static bool
+check_not_removed(char **err)
+{
+	struct stat sb;
+
+	if (fstat(cur_fd, &sb) == 0 && sb.st_nlink == 0)
+	{
+		*err = psprintf("audit stream file \"%s\" was removed while the writer was appending to it",
+						cur_path);
+		mark_broken(*err);
+		return false;
+	}
+	return true;
+}
+
 /* Write the buffered lines to the current file (see wbuf). */
 static bool
 flush_wbuf(char **err)
@@ -1104,8 +1125,8 @@ aa_stream_open(char **err)
 	if (fd < 0)
 	{
 		if (errno == ENOENT)
-			*err = psprintf("audit stream file \"%s\" named in \"%s\" does not exist",
-							st.path, STATE_FILE);
+			*err = psprintf("audit stream file \"%s\" named in \"%s\" does not exist: put it back, or move the stream's other files away and remove \"%s\" to start a new stream",
+							st.path, STATE_FILE, STATE_FILE);
 		else
 			*err = psprintf("could not open audit stream file \"%s\": %m",
 							st.path);
@@ -1205,6 +1226,8 @@ start_file(const char *name, pg_time_t now, char **err)
 		}
 		cur_dirty = false;
 	}
+	if (cur_fd >= 0 && !check_not_removed(err))
+		return START_FAILED;
 	drop_cached(true);
 
 	fd = BasicOpenFilePerm(path, O_CREAT | O_EXCL | O_WRONLY | O_APPEND | PG_BINARY,
@@ -1445,6 +1468,8 @@ aa_stream_sync(char **err)
 	}
 	cur_dirty = false;
 	cur_synced = cur_size;
+	if (!check_not_removed(err))
+		return false;
 	drop_cached(false);
 	return true;
 }

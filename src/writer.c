@@ -418,7 +418,11 @@ file_sink_on(void)
 		long		wait_ = AA_RETRY_MIN_MS; \
 		bool		reported_ = false; \
 		while (file_sink_on() && !(call)) \
+		{ \
 			sink_failed(err_, &reported_, &wait_); \
+			if (err_) \
+				pfree(err_); \
+		} \
 		if (reported_) \
 			sink_recovered(); \
 	} while (0)
@@ -448,7 +452,12 @@ open_stream(void)
 	bool		reported = false;
 
 	while (aa_sink_file_enabled && !aa_stream_open(&err))
+	{
 		sink_failed(err, &reported, &wait);
+		if (err)
+			pfree(err);
+		err = NULL;
+	}
 	if (aa_sink_file_enabled)
 	{
 		stream_open = true;
