@@ -27,7 +27,7 @@ use Time::HiRes qw(usleep time);
 
 use FindBin;
 use lib $FindBin::RealBin;
-use AuditTest qw(:DEFAULT wal_events stream_texts wait_log);
+use AuditTest qw(:DEFAULT wal_events stream_texts wait_log file_lines);
 use StreamCheck;
 
 plan skip_all => 'root ignores file permissions' if $> == 0;
@@ -63,16 +63,6 @@ sub status
 	my ($col) = @_;
 	return $node->safe_psql('postgres',
 		"SELECT $col FROM activity_audit.writer_status()");
-}
-
-# the lines of a file, with their newlines
-sub read_lines
-{
-	my ($f) = @_;
-	open(my $fh, '<:raw', $f) or die "cannot open $f: $!";
-	my @l = <$fh>;
-	close $fh;
-	return @l;
 }
 
 ###########################################################################
@@ -193,13 +183,7 @@ is_deeply([ stream_texts($dir) ], [ wal_events($node) ], 'still exactly the comm
 ###########################################################################
 # Again with audit.log_directory moved to an unwritable directory
 ###########################################################################
-my @old_lines;
-foreach my $f (stream_files($dir))
-{
-	open(my $fh, '<:raw', $f) or die "cannot open $f: $!";
-	push @old_lines, <$fh>;
-	close $fh;
-}
+my @old_lines = map { file_lines($_) } stream_files($dir);
 my $ro = PostgreSQL::Test::Utils::tempdir() . '/audit_ro';
 mkdir($ro) or die "mkdir $ro: $!";
 chmod(0500, $ro) or die "chmod $ro: $!";
@@ -233,13 +217,7 @@ is($node->safe_psql('postgres', q{SELECT activity_audit.flush('30s')}),
 is(status('last_error IS NULL'), 't', 'new directory writable: last_error is null');
 my @new_files = stream_files($ro);
 is(scalar @new_files, 1, 'new directory: one file');
-my @new_lines;
-foreach my $f (@new_files)
-{
-	open(my $fh, '<:raw', $f) or die "cannot open $f: $!";
-	push @new_lines, <$fh>;
-	close $fh;
-}
+my @new_lines = map { file_lines($_) } @new_files;
 is(scalar @new_lines, 1, 'new directory: one event');
 my @all = eval { validate_lines([ @old_lines, @new_lines ], 'old and new directory') };
 is($@, '', 'the chain runs on from the old directory into the new one');
@@ -261,7 +239,7 @@ is($last, $wal[-1], 'the new directory holds the last committed event');
 $node->safe_psql('postgres', q{INSERT INTO t VALUES (18, repeat('x', 1000))});
 is($node->safe_psql('postgres', q{SELECT activity_audit.flush('30s')}),
 	't', 'sink switch: a large event fills the current file');
-my @lines_before = map { @{ [ read_lines($_) ] } } stream_files($ro);
+my @lines_before = map { file_lines($_) } stream_files($ro);
 chmod(0500, $ro) or die "chmod $ro: $!";
 usleep(1_100_000);    # the next commit needs a new file
 $log_offset = -s $node->logfile;
@@ -298,7 +276,7 @@ $node->safe_psql('postgres', q{INSERT INTO t VALUES (17, 'file again')});
 is($node->safe_psql('postgres', q{SELECT activity_audit.flush('30s')}),
 	't', 'sink switch: "file" back in audit.sink, flush returns true');
 is(status('last_error IS NULL'), 't', 'sink switch: no error');
-my @lines_after = map { @{ [ read_lines($_) ] } } stream_files($ro);
+my @lines_after = map { file_lines($_) } stream_files($ro);
 is(scalar @lines_after, scalar(@lines_before) + 1,
 	'sink switch: the files gained one event (the two log-only events are not in them)');
 @all = eval { validate_lines([ @old_lines, @lines_after ], 'after the sink switch') };

@@ -30,7 +30,7 @@ use Time::HiRes qw(usleep);
 
 use FindBin;
 use lib $FindBin::RealBin;
-use AuditTest;
+use AuditTest qw(:DEFAULT file_lines write_lines);
 use StreamCheck;
 
 my $tool = 'activity_audit_verify';
@@ -114,29 +114,12 @@ sub copy_stream
 	return $copy;
 }
 
-sub read_lines
-{
-	my ($path) = @_;
-	open(my $fh, '<:raw', $path) or die "open $path: $!";
-	my @l = <$fh>;
-	close($fh);
-	return @l;
-}
-
-sub write_lines
-{
-	my ($path, @l) = @_;
-	open(my $fh, '>:raw', $path) or die "open $path: $!";
-	print $fh @l;
-	close($fh) or die "close $path: $!";
-}
-
 # Where each seq is: seq => [file basename, index of its line]
 my %where;
 foreach my $f (@files)
 {
 	(my $base = $f) =~ s{.*/}{};
-	my @l = read_lines($f);
+	my @l = file_lines($f);
 	for my $i (0 .. $#l)
 	{
 		$l[$i] =~ /,"seq":(\d+),"lsn"/ or die "no seq in $base line $i";
@@ -159,7 +142,7 @@ sub tamper_line
 	my ($seq, $edit) = @_;
 	my $copy = copy_stream();
 	my ($base, $i) = @{ $where{$seq} };
-	my @l = read_lines("$copy/$base");
+	my @l = file_lines("$copy/$base");
 	write_lines("$copy/$base", $edit->($i, @l));
 	return $copy;
 }
@@ -264,7 +247,7 @@ expect_broken($copy, 1,
 $copy = copy_stream();
 (my $last_base = $files[-1]) =~ s{.*/}{};
 {
-	my @l = read_lines("$copy/$last_base");
+	my @l = file_lines("$copy/$last_base");
 	$l[-1] = substr($l[-1], 0, length($l[-1]) - 20);
 	write_lines("$copy/$last_base", @l);
 }
@@ -281,7 +264,7 @@ command_checks_all(
 # the same cut in a file that is not the last one is damage
 $copy = copy_stream();
 {
-	my @l = read_lines("$copy/$mid_base");
+	my @l = file_lines("$copy/$mid_base");
 	$l[-1] = substr($l[-1], 0, length($l[-1]) - 20);
 	write_lines("$copy/$mid_base", @l);
 }

@@ -28,7 +28,7 @@ use Time::HiRes qw(usleep);
 
 use FindBin;
 use lib $FindBin::RealBin;
-use AuditTest;
+use AuditTest qw(:DEFAULT file_lines write_lines);
 use StreamCheck;
 
 my $node = audit_node('verify_sql');
@@ -69,24 +69,7 @@ is( $node->safe_psql('postgres',
 is($node->safe_psql('postgres', 'SELECT count(*) FROM activity_audit.log_stream()'),
 	$n, 'log_stream() returns every event');
 
-# The lines of each file, and the seq of each line.
-sub file_lines
-{
-	my ($f) = @_;
-	open(my $fh, '<:raw', $f) or die "cannot open $f: $!";
-	my @l = <$fh>;
-	close $fh;
-	return @l;
-}
-
-sub write_lines
-{
-	my ($f, @l) = @_;
-	open(my $fh, '>:raw', $f) or die "cannot write $f: $!";
-	print $fh @l;
-	close $fh or die "cannot close $f: $!";
-}
-
+# The seq of a line.
 sub seq_of
 {
 	my ($l) = @_;

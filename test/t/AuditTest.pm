@@ -18,7 +18,7 @@ use StreamCheck qw(stream_files);
 
 our @EXPORT = qw(audit_node);
 our @EXPORT_OK = qw(writer_status wal_messages wal_events strip_stream_keys
-  stream_texts wait_log);
+  stream_texts wait_log file_lines write_lines);
 
 # A started node with the library preloaded and logical decoding enabled.
 sub audit_node
@@ -87,6 +87,25 @@ sub strip_stream_keys
 	  s/,"seq":[0-9]+,"lsn":"[0-9A-F]+\/[0-9A-F]+","committed_at":"[^"]+","prev_hash":"[0-9a-f]{64}","hash":"[0-9a-f]{64}"\}\z/}/
 	  or return undef;
 	return $l;
+}
+
+# The lines of a file, with their newlines.
+sub file_lines
+{
+	my ($f) = @_;
+	open(my $fh, '<:raw', $f) or die "cannot open $f: $!";
+	my @l = <$fh>;
+	close $fh;
+	return @l;
+}
+
+# Replace a file's contents with these lines (to tamper with a stream).
+sub write_lines
+{
+	my ($f, @l) = @_;
+	open(my $fh, '>:raw', $f) or die "cannot write $f: $!";
+	print $fh @l;
+	close $fh or die "cannot close $f: $!";
 }
 
 # Every delivered line of the stream in $dir, stripped as above; a line
