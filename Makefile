@@ -9,16 +9,16 @@
 MODULE_big = activity_audit
 OBJS = \
 	src/activity_audit.o \
-	src/context.o \
-	src/json_value.o \
-	src/relinfo.o \
-	src/event.o \
-	src/capture.o \
-	src/sign.o \
-	src/writer.o \
-	src/stream.o \
-	src/sha256.o \
-	src/reader.o
+	src/common/sha256.o \
+	src/common/sign.o \
+	src/capture/context.o \
+	src/capture/json_value.o \
+	src/capture/relinfo.o \
+	src/capture/event.o \
+	src/capture/capture.o \
+	src/writer/writer.o \
+	src/writer/stream.o \
+	src/reader/reader.o
 
 EXTENSION = activity_audit
 DATA = sql/activity_audit--0.1.sql
@@ -45,7 +45,7 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # every object depends on the shared header (PGXS does not track headers)
-$(OBJS): src/activity_audit.h src/writer.h src/sha256.h
+$(OBJS): src/activity_audit.h $(wildcard $(srcdir)/src/*/*.h)
 
 # The offline verifier tools/activity_audit_verify: a standalone program
 # (no libpq, no server headers).  PGXS's PROGRAM cannot sit next to
@@ -54,9 +54,9 @@ VERIFY_TOOL = tools/activity_audit_verify
 
 all: $(VERIFY_TOOL)
 
-# It hashes with the writer's own SHA-256 code (src/sha256.c).
-$(VERIFY_TOOL): tools/activity_audit_verify.c src/sha256.c src/sha256.h
-	$(CC) $(CFLAGS) -Wextra -I$(srcdir)/src -o $@ tools/activity_audit_verify.c src/sha256.c $(LDFLAGS)
+# It hashes with the writer's own SHA-256 code (src/common/sha256.c).
+$(VERIFY_TOOL): tools/activity_audit_verify.c src/common/sha256.c src/common/sha256.h
+	$(CC) $(CFLAGS) -Wextra -I$(srcdir)/src -o $@ tools/activity_audit_verify.c src/common/sha256.c $(LDFLAGS)
 
 install: install-verify-tool
 

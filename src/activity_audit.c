@@ -20,7 +20,9 @@
 #include "utils/guc.h"
 
 #include "activity_audit.h"
-#include "writer.h"
+#include "capture/capture.h"
+#include "common/sign.h"
+#include "writer/writer.h"
 
 PG_MODULE_MAGIC;
 

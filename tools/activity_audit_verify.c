@@ -40,7 +40,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "sha256.h"
+#include "common/sha256.h"
 
 #define EXIT_INTACT 0
 #define EXIT_BROKEN 1

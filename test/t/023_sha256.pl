@@ -1,4 +1,4 @@
-# 023_sha256.pl: the SHA-256 code of the hash chain (src/sha256.c), which
+# 023_sha256.pl: the SHA-256 code of the hash chain (src/common/sha256.c), which
 # the writer, verify() and activity_audit_verify share.
 #
 # test/unit/sha256_check.c is compiled against it and prints digests of
@@ -24,9 +24,9 @@ my $cc = $ENV{CC} // 'cc';
 my ($ok, $out, $err) = (0, '', '');
 {
 	my @cmd = ($cc, '-O2', '-Wall', "-I$top/src", '-o', $bin,
-		"$top/test/unit/sha256_check.c", "$top/src/sha256.c");
+		"$top/test/unit/sha256_check.c", "$top/src/common/sha256.c");
 	my $rc = system(@cmd);
-	ok($rc == 0, 'the check program compiles against src/sha256.c')
+	ok($rc == 0, 'the check program compiles against src/common/sha256.c')
 	  or BAIL_OUT("cannot compile: @cmd");
 }
 

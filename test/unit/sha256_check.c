@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sha256.h"
+#include "common/sha256.h"
 
 int
 main(int argc, char **argv)

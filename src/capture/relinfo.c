@@ -37,6 +37,8 @@
 #include "utils/syscache.h"
 
 #include "activity_audit.h"
+#include "capture/capture.h"
+#include "common/json_out.h"
 
 static HTAB *relinfo_hash = NULL;
 static MemoryContext relinfo_cxt = NULL;

@@ -20,7 +20,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "sha256.h"
+#include "common/sha256.h"
 
 /* FIPS 180-4, sections 4.1.2, 4.2.2, 5.1.1, 5.3.3 and 6.2 */
 

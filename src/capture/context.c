@@ -22,6 +22,8 @@
 #include "utils/guc.h"
 
 #include "activity_audit.h"
+#include "capture/capture.h"
+#include "common/json_out.h"
 
 char	   *aa_user_id = NULL;
 char	   *aa_user_info = NULL;

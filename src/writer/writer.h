@@ -13,22 +13,7 @@
 #include "access/xlogdefs.h"
 #include "datatype/timestamp.h"
 
-/* Directory under the data directory for the writer's own state. */
-#define AA_STATE_DIR		"pg_activity_audit"
-
-/*
- * The format of a delivered line, shared by the stream (stream.c) and its
- * readers (reader.c): every line ends with
- * ,"prev_hash":"<64 hex>","hash":"<64 hex>"} and the first prev_hash of a
- * stream is 64 zeros.
- */
-#define AA_HASH_HEX_LEN		64
-#define AA_ZERO_HASH \
-	"0000000000000000000000000000000000000000000000000000000000000000"
-#define AA_PREV_HASH_KEY	",\"prev_hash\":\""
-#define AA_HASH_KEY			"\",\"hash\":\""
-#define AA_CHAIN_SUFFIX_LEN ((int) (sizeof(AA_PREV_HASH_KEY) - 1 + AA_HASH_HEX_LEN + \
-									sizeof(AA_HASH_KEY) - 1 + AA_HASH_HEX_LEN + 2))
+#include "common/stream_format.h"
 
 /* writer.c: the delivery settings (audit.*, reloadable) */
 extern char *aa_sink;				/* "file", "log", "file,log" */

@@ -43,7 +43,8 @@
 #include "utils/timestamp.h"
 
 #include "activity_audit.h"
-#include "writer.h"
+#include "common/stream_format.h"
+#include "writer/writer.h"
 
 PG_FUNCTION_INFO_V1(activity_audit_log_stream);
 PG_FUNCTION_INFO_V1(activity_audit_history);

@@ -39,6 +39,9 @@
 #include "utils/typcache.h"
 
 #include "activity_audit.h"
+#include "capture/capture.h"
+#include "common/json_out.h"
+#include "common/strbuf.h"
 
 /* pg_ltoa and pg_lltoa return the length only since PostgreSQL 14. */
 #if PG_VERSION_NUM >= 140000

@@ -35,7 +35,9 @@
 #include "storage/fd.h"
 
 #include "activity_audit.h"
-#include "writer.h"
+#include "common/sign.h"
+#include "common/stream_format.h"
+#include "common/strbuf.h"
 
 #define AA_KEY_FILE		AA_STATE_DIR "/event_key"
 #define AA_KEY_LEN		16

@@ -61,7 +61,8 @@
 #include "utils/varlena.h"
 
 #include "activity_audit.h"
-#include "writer.h"
+#include "common/sign.h"
+#include "writer/writer.h"
 
 /* The writer's replication slot. */
 #define AA_SLOT_NAME		"activity_audit"

@@ -22,6 +22,7 @@
 #include "utils/rel.h"
 
 #include "activity_audit.h"
+#include "capture/capture.h"
 
 PG_FUNCTION_INFO_V1(activity_audit_capture);
 

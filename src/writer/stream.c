@@ -47,8 +47,9 @@
 #include "utils/timestamp.h"
 
 #include "activity_audit.h"
-#include "sha256.h"
-#include "writer.h"
+#include "common/json_out.h"
+#include "common/sha256.h"
+#include "writer/writer.h"
 
 #define STATE_FILE		AA_STATE_DIR "/stream_state"
 #define STATE_TMP_FILE	AA_STATE_DIR "/stream_state.tmp"

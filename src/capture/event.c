@@ -40,6 +40,10 @@
 #include "utils/timestamp.h"
 
 #include "activity_audit.h"
+#include "capture/capture.h"
+#include "common/json_out.h"
+#include "common/sign.h"
+#include "common/strbuf.h"
 
 /* Session-constant pieces, built on first use. */
 static char *db_field = NULL;	/* "db":"..." */

@@ -1,0 +1,133 @@
+/*-------------------------------------------------------------------------
+ *
+ * capture.h
+ *		Declarations shared by the files of the capture stage: the trigger
+ *		(capture.c), the per-relation cache and configuration (relinfo.c),
+ *		the value serializer (json_value.c), the event and its WAL message
+ *		(event.c) and the session context settings (context.c).
+ *
+ * Data flows one way: trigger -> relation cache -> values -> event -> WAL.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef AA_CAPTURE_H
+#define AA_CAPTURE_H
+
+#include "access/tupdesc.h"
+#include "datatype/timestamp.h"
+#include "executor/tuptable.h"
+#include "fmgr.h"
+#include "nodes/pg_list.h"
+#include "lib/stringinfo.h"
+#include "utils/datetime.h"
+#include "utils/relcache.h"
+#include "utils/reltrigger.h"
+
+/* context.c: the audit.* session GUCs */
+extern char *aa_user_id;
+extern char *aa_user_info;
+extern char *aa_request_id;
+extern char *aa_extra;
+extern char *aa_service_name;
+extern bool aa_enabled;
+extern void aa_define_context_gucs(void);
+
+/* json_value.c: values to JSON text, as to_jsonb() would */
+typedef enum AAJsonCategory
+{
+	AAJ_INT2,					/* int2: digits */
+	AAJ_INT4,					/* int4: digits */
+	AAJ_INT8,					/* int8: digits */
+	AAJ_BOOL,					/* true / false */
+	AAJ_TEXT,					/* text, varchar, char: the stored string */
+	AAJ_NUMERIC,				/* float/numeric: number if valid, else string */
+	AAJ_DATETIME,				/* date, timestamp, timestamptz: ISO string */
+	AAJ_JSON,					/* json text, embedded compactly */
+	AAJ_JSONB,					/* jsonb, embedded compactly */
+	AAJ_ARRAY,					/* nested JSON arrays */
+	AAJ_COMPOSITE,				/* JSON object of the attributes */
+	AAJ_CAST,					/* user type with a cast to json */
+	AAJ_OTHER					/* output function, as a JSON string */
+} AAJsonCategory;
+
+typedef struct AAValueOut
+{
+	AAJsonCategory category;
+	Oid			typid;			/* the type, domains resolved */
+	FmgrInfo	func;			/* output function, or the cast to json */
+	/* arrays */
+	Oid			elemtype;
+	int16		elmlen;
+	bool		elmbyval;
+	char		elmalign;
+	struct AAValueOut *elem;
+	/* date/time: the last value's text, as bulk writes repeat values */
+	bool		dt_cached;
+	Datum		dt_value;
+	const void *dt_zone;		/* session_timezone it was formatted in */
+	int			dt_len;
+	char		dt_text[MAXDATELEN + 3];	/* quoted */
+	/* composites */
+	Oid			typrelid;		/* pg_class entry of the composite type */
+	TupleDesc	tupdesc;
+	struct AAValueOut *atts;	/* per attribute, NULL-category for dropped */
+	char	  **attkeys;		/* per attribute: "name": pre-escaped */
+} AAValueOut;
+
+extern void aa_value_out_init(AAValueOut *vo, Oid typid, MemoryContext mcxt);
+extern void aa_value_append(StringInfo buf, AAValueOut *vo, Datum value);
+extern void aa_value_append_text(StringInfo buf, AAValueOut *vo,
+								 FmgrInfo *typoutput, Datum value);
+extern List *aa_value_out_composites(AAValueOut *vo, List *relids);
+
+/* relinfo.c: what the trigger knows about one audited relation */
+typedef struct AAColumn
+{
+	bool		dropped;		/* attisdropped: never in events */
+	bool		excluded;		/* listed in exclude */
+	bool		redacted;		/* listed in redact */
+	char	   *key;			/* "name": pre-escaped */
+	int			keylen;
+	FmgrInfo	typoutput;		/* plain text output, for instance_id */
+	int16		typlen;
+	bool		typbyval;
+	AAValueOut	vo;
+} AAColumn;
+
+typedef struct AARelInfo
+{
+	Oid			tgoid;			/* hash key: the trigger, hence its args */
+	Oid			relid;
+	bool		valid;			/* false once an invalidation arrives */
+	MemoryContext mcxt;			/* owns everything below */
+	int			natts;
+	AAColumn   *cols;			/* indexed by attnum - 1 */
+	int			npk;
+	AttrNumber *pkatts;			/* primary key columns in key order */
+	List	   *type_relids;	/* composite types the columns use */
+	bool		log_noop_updates;
+	char	   *model;			/* model name, JSON-escaped, no quotes */
+	int			model_len;
+	char	   *model_field;	/* "model":"..." */
+	int			model_field_len;
+	char	   *where_fields;	/* "schema":"...","table":"..." */
+	int			where_fields_len;
+} AARelInfo;
+
+extern AARelInfo *aa_get_relinfo(Relation rel, Trigger *trigger,
+								  bool may_sweep);
+
+/* event.c: one event, built and written into the WAL */
+typedef enum AAEventType
+{
+	AA_EVENT_CREATE,
+	AA_EVENT_UPDATE,
+	AA_EVENT_DELETE,
+	AA_EVENT_TRUNCATE
+} AAEventType;
+
+extern void aa_emit_row_event(AARelInfo *ri, AAEventType type, bool nested,
+							  TupleTableSlot *oldslot, TupleTableSlot *newslot);
+extern void aa_emit_truncate_event(AARelInfo *ri, bool nested);
+
+#endif							/* AA_CAPTURE_H */
