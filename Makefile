@@ -11,7 +11,7 @@ OBJS = \
 	src/activity_audit.o \
 	src/common/sha256.o \
 	src/common/sign.o \
-	src/capture/context.o \
+	src/guc.o \
 	src/capture/json_value.o \
 	src/capture/relinfo.o \
 	src/capture/event.o \
@@ -45,7 +45,7 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # every object depends on the shared header (PGXS does not track headers)
-$(OBJS): src/activity_audit.h $(wildcard $(srcdir)/src/*/*.h)
+$(OBJS): src/activity_audit.h src/guc.h $(wildcard $(srcdir)/src/*/*.h)
 
 # The offline verifier tools/activity_audit_verify: a standalone program
 # (no libpq, no server headers).  PGXS's PROGRAM cannot sit next to

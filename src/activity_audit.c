@@ -20,8 +20,8 @@
 #include "utils/guc.h"
 
 #include "activity_audit.h"
-#include "capture/capture.h"
 #include "common/sign.h"
+#include "guc.h"
 #include "writer/writer.h"
 
 PG_MODULE_MAGIC;
@@ -43,8 +43,7 @@ _PG_init(void)
 {
 	aa_preloaded = process_shared_preload_libraries_in_progress;
 
-	aa_define_context_gucs();
-	aa_define_writer_gucs();
+	aa_define_gucs();
 
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("audit");

@@ -23,6 +23,7 @@
 
 #include "activity_audit.h"
 #include "capture/capture.h"
+#include "guc.h"
 
 PG_FUNCTION_INFO_V1(activity_audit_capture);
 

@@ -23,15 +23,6 @@
 #include "utils/relcache.h"
 #include "utils/reltrigger.h"
 
-/* context.c: the audit.* session GUCs */
-extern char *aa_user_id;
-extern char *aa_user_info;
-extern char *aa_request_id;
-extern char *aa_extra;
-extern char *aa_service_name;
-extern bool aa_enabled;
-extern void aa_define_context_gucs(void);
-
 /* json_value.c: values to JSON text, as to_jsonb() would */
 typedef enum AAJsonCategory
 {

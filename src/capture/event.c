@@ -41,6 +41,7 @@
 
 #include "activity_audit.h"
 #include "capture/capture.h"
+#include "guc.h"
 #include "common/json_out.h"
 #include "common/sign.h"
 #include "common/strbuf.h"

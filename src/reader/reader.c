@@ -44,6 +44,7 @@
 
 #include "activity_audit.h"
 #include "common/stream_format.h"
+#include "guc.h"
 #include "writer/writer.h"
 
 PG_FUNCTION_INFO_V1(activity_audit_log_stream);

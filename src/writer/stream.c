@@ -49,6 +49,7 @@
 #include "activity_audit.h"
 #include "common/json_out.h"
 #include "common/sha256.h"
+#include "guc.h"
 #include "writer/writer.h"
 
 #define STATE_FILE		AA_STATE_DIR "/stream_state"

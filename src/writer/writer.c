@@ -62,6 +62,7 @@
 
 #include "activity_audit.h"
 #include "common/sign.h"
+#include "guc.h"
 #include "writer/writer.h"
 
 /* The writer's replication slot. */
@@ -73,17 +74,6 @@
 /* Retry back-off bounds after a sink error. */
 #define AA_RETRY_MIN_MS		100
 #define AA_RETRY_MAX_MS		10000
-
-/* settings */
-char	   *aa_sink = NULL;
-char	   *aa_log_directory = NULL;
-char	   *aa_log_filename = NULL;
-int			aa_rotation_size = 100 * 1024;
-int			aa_rotation_age = 24 * 60;
-int			aa_file_mode = 0600;
-int			aa_writer_memory = 64 * 1024;	/* kB */
-bool		aa_sink_file_enabled = true;
-bool		aa_sink_log_enabled = false;
 
 /* Status shared with the SQL functions. */
 typedef struct AAWriterShared
@@ -156,130 +146,6 @@ PGDLLEXPORT void aa_writer_main(Datum main_arg);
 
 PG_FUNCTION_INFO_V1(activity_audit_flush);
 PG_FUNCTION_INFO_V1(activity_audit_writer_status);
-
-/*
- * audit.sink: a comma list of file and log.  Checked when set, so a typo
- * is refused by SET/reload instead of silently dropping a sink.
- */
-static bool
-check_sink(char **newval, void **extra, GucSource source)
-{
-	char	   *raw = pstrdup(*newval);
-	List	   *items;
-	ListCell   *lc;
-	int		   *flags;
-
-	if (!SplitIdentifierString(raw, ',', &items))
-	{
-		GUC_check_errdetail("List syntax is invalid.");
-		return false;
-	}
-	if (items == NIL)
-	{
-		GUC_check_errdetail("At least one sink is needed: file, log or both.");
-		return false;
-	}
-	flags = (int *) malloc(sizeof(int));
-	if (flags == NULL)
-		return false;
-	*flags = 0;
-	foreach(lc, items)
-	{
-		char	   *item = lfirst(lc);
-
-		if (pg_strcasecmp(item, "file") == 0)
-			*flags |= 1;
-		else if (pg_strcasecmp(item, "log") == 0)
-			*flags |= 2;
-		else
-		{
-			GUC_check_errdetail("Unknown sink \"%s\"; the sinks are file and log.", item);
-			free(flags);
-			return false;
-		}
-	}
-	*extra = flags;
-	return true;
-}
-
-static void
-assign_sink(const char *newval, void *extra)
-{
-	int			flags = *((int *) extra);
-
-	aa_sink_file_enabled = (flags & 1) != 0;
-	aa_sink_log_enabled = (flags & 2) != 0;
-}
-
-/* audit.log_directory: not empty. */
-static bool
-check_log_directory(char **newval, void **extra, GucSource source)
-{
-	if ((*newval)[0] == '\0')
-	{
-		GUC_check_errdetail("The audit file directory must not be empty.");
-		return false;
-	}
-	return true;
-}
-
-/* audit.log_filename: a file name, not a path, on one line. */
-static bool
-check_log_filename(char **newval, void **extra, GucSource source)
-{
-	if ((*newval)[0] == '\0' || strchr(*newval, '/') != NULL ||
-		strchr(*newval, '\n') != NULL)
-	{
-		GUC_check_errdetail("The audit file name pattern must be a non-empty file name without \"/\".");
-		return false;
-	}
-	return true;
-}
-
-/* audit.file_mode shown in octal, like log_file_mode. */
-static const char *
-show_file_mode(void)
-{
-	static char buf[12];
-
-	snprintf(buf, sizeof(buf), "%04o", aa_file_mode);
-	return buf;
-}
-
-/* Define the delivery settings; called from _PG_init. */
-void
-aa_define_writer_gucs(void)
-{
-	DefineCustomStringVariable("audit.sink",
-							   "Where the writer delivers audit events: file, log, or both.",
-							   NULL, &aa_sink, "file", PGC_SIGHUP, GUC_LIST_INPUT,
-							   check_sink, assign_sink, NULL);
-	DefineCustomStringVariable("audit.log_directory",
-							   "Directory of the audit file sink, relative to the data directory unless absolute.",
-							   NULL, &aa_log_directory, "log", PGC_SIGHUP, 0,
-							   check_log_directory, NULL, NULL);
-	DefineCustomStringVariable("audit.log_filename",
-							   "strftime pattern of the audit file names.",
-							   NULL, &aa_log_filename, "audit-%Y%m%dT%H%M%S.jsonl",
-							   PGC_SIGHUP, 0, check_log_filename, NULL, NULL);
-	DefineCustomIntVariable("audit.rotation_size",
-							"Start a new audit file past this size (0: never).",
-							NULL, &aa_rotation_size, 100 * 1024, 0, INT_MAX / 1024,
-							PGC_SIGHUP, GUC_UNIT_KB, NULL, NULL, NULL);
-	DefineCustomIntVariable("audit.rotation_age",
-							"Start a new audit file after this long (0: never).",
-							NULL, &aa_rotation_age, 24 * 60, 0, INT_MAX / 60,
-							PGC_SIGHUP, GUC_UNIT_MIN, NULL, NULL, NULL);
-	DefineCustomIntVariable("audit.writer_memory",
-							"Memory the writer may use for events of open transactions before spilling them to disk.",
-							NULL, &aa_writer_memory, 64 * 1024, 64, INT_MAX / 1024,
-							PGC_SIGHUP, GUC_UNIT_KB, NULL, NULL, NULL);
-	DefineCustomIntVariable("audit.file_mode",
-							"Permissions of new audit files.",
-							"The value is a numeric mode as accepted by chmod (octal with a leading 0).",
-							&aa_file_mode, 0600, 0000, 0777,
-							PGC_SIGHUP, 0, NULL, NULL, show_file_mode);
-}
 
 /* Ask for the shared status. */
 static void
@@ -354,7 +220,7 @@ handle_interrupts(void)
 		ConfigReloadPending = false;
 		ProcessConfigFile(PGC_SIGHUP);
 		/* "file" removed from audit.sink: close the stream; see open_stream */
-		if (!aa_sink_file_enabled && stream_open)
+		if (!(aa_sinks & AA_SINK_FILE) && stream_open)
 		{
 			aa_stream_close();
 			stream_open = false;
@@ -405,7 +271,7 @@ sink_failed(const char *err, bool *reported, long *wait)
 static inline bool
 file_sink_on(void)
 {
-	return aa_sink_file_enabled && stream_open;
+	return (aa_sinks & AA_SINK_FILE) && stream_open;
 }
 
 /*
@@ -452,14 +318,14 @@ open_stream(void)
 	long		wait = AA_RETRY_MIN_MS;
 	bool		reported = false;
 
-	while (aa_sink_file_enabled && !aa_stream_open(&err))
+	while ((aa_sinks & AA_SINK_FILE) && !aa_stream_open(&err))
 	{
 		sink_failed(err, &reported, &wait);
 		if (err)
 			pfree(err);
 		err = NULL;
 	}
-	if (aa_sink_file_enabled)
+	if (aa_sinks & AA_SINK_FILE)
 	{
 		stream_open = true;
 		aa_stream_position(&start_pos);
@@ -473,12 +339,12 @@ static void
 deliver_event(AAEvent *ev, XLogRecPtr commit_lsn, TimestampTz committed_at,
 			  bool first_of_commit)
 {
-	if (aa_sink_file_enabled && !stream_open)
+	if ((aa_sinks & AA_SINK_FILE) && !stream_open)
 		open_stream();
 	RETRY_FILE_SINK((err_ = NULL,
 					 aa_stream_append(ev->data, ev->len, commit_lsn,
 									  committed_at, first_of_commit, &err_)));
-	if (aa_sink_log_enabled)
+	if (aa_sinks & AA_SINK_LOG)
 		ereport(LOG,
 				(errmsg("AUDIT: %.*s", ev->len, ev->data),
 				 errhidestmt(true), errhidecontext(true)));
@@ -961,7 +827,7 @@ checkpoint_delivery(XLogRecPtr next_lsn, TimestampTz *last_slot_save)
 {
 	TimestampTz now = GetCurrentTimestamp();
 
-	if (aa_sink_file_enabled && !stream_open)
+	if ((aa_sinks & AA_SINK_FILE) && !stream_open)
 		open_stream();
 	RETRY_FILE_SINK((err_ = NULL, aa_stream_sync(&err_)));
 

@@ -15,17 +15,7 @@
 
 #include "common/stream_format.h"
 
-/* writer.c: the delivery settings (audit.*, reloadable) */
-extern char *aa_sink;				/* "file", "log", "file,log" */
-extern char *aa_log_directory;
-extern char *aa_log_filename;
-extern int	aa_rotation_size;		/* kB, 0 = never */
-extern int	aa_rotation_age;		/* minutes, 0 = never */
-extern int	aa_file_mode;
-extern bool aa_sink_file_enabled;	/* derived from audit.sink */
-extern bool aa_sink_log_enabled;
-
-extern void aa_define_writer_gucs(void);
+/* writer.c: the background worker */
 extern void aa_register_writer(void);
 
 /*

@@ -1,0 +1,275 @@
+/*-------------------------------------------------------------------------
+ *
+ * guc.c
+ *		Every audit.* setting, defined in one place: the session context
+ *		of events (who did it) and the writer's delivery settings.
+ *
+ * The context settings are ordinary GUCs so that SET LOCAL, RESET,
+ * transaction rollback and connection poolers behave the way PostgreSQL
+ * users expect.  The JSON-valued ones are checked and normalized once, when
+ * they are set: an invalid value is refused right there with an error
+ * naming the setting, and the stored value is compact, single-line ASCII
+ * JSON that the trigger can copy into events without looking at it again.
+ * List settings are parsed into named bits when set (audit.sink), so a
+ * typo is refused by SET or reload instead of silently dropping a sink.
+ *
+ * This file owns the variables and their check hooks; it must not build
+ * events nor act on the settings.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "utils/guc.h"
+#include "utils/varlena.h"
+
+#include "common/json_out.h"
+#include "guc.h"
+
+/* session context (capture) */
+char	   *aa_user_id = NULL;
+char	   *aa_user_info = NULL;
+char	   *aa_request_id = NULL;
+char	   *aa_extra = NULL;
+char	   *aa_service_name = NULL;
+bool		aa_enabled = true;
+
+/* delivery (writer, readers) */
+char	   *aa_sink = NULL;
+int			aa_sinks = AA_SINK_FILE;
+char	   *aa_log_directory = NULL;
+char	   *aa_log_filename = NULL;
+int			aa_rotation_size = 100 * 1024;
+int			aa_rotation_age = 24 * 60;
+int			aa_file_mode = 0600;
+int			aa_writer_memory = 64 * 1024;
+
+/*
+ * GUC check hook for audit.user_info and audit.extra: accept the empty
+ * string (unset) or a JSON object, and replace the value with its compact
+ * form.  Check hooks must not throw, so errors are reported through
+ * GUC_check_errdetail and a false return, which makes SET fail with
+ * "invalid value for parameter ..." naming the setting.
+ */
+static bool
+check_json_object(char **newval, void **extra, GucSource source)
+{
+	StringInfoData buf;
+	const char *p;
+	char	   *compact;
+	char	   *detail = NULL;
+
+	if (*newval == NULL || (*newval)[0] == '\0')
+		return true;
+
+	if (!aa_json_valid(*newval, &detail))
+	{
+		GUC_check_errdetail("The value is not valid JSON: %s", detail);
+		GUC_check_errhint("Use a JSON object, for example '{\"email\": \"a@example.com\"}'.");
+		return false;
+	}
+
+	for (p = *newval; *p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'; p++)
+		;
+	if (*p != '{')
+	{
+		GUC_check_errdetail("The value must be a JSON object, not another kind of JSON value.");
+		GUC_check_errhint("Use a JSON object, for example '{\"email\": \"a@example.com\"}'.");
+		return false;
+	}
+
+	initStringInfo(&buf);
+	aa_json_compact(&buf, *newval, strlen(*newval));
+	compact = strdup(buf.data);
+	pfree(buf.data);
+	if (compact == NULL)
+	{
+		GUC_check_errcode(ERRCODE_OUT_OF_MEMORY);
+		GUC_check_errmsg("out of memory");
+		return false;
+	}
+	free(*newval);
+	*newval = compact;
+	return true;
+}
+
+/*
+ * audit.sink: a comma list of file and log.  Checked when set, so a typo
+ * is refused by SET/reload instead of silently dropping a sink.
+ */
+static bool
+check_sink(char **newval, void **extra, GucSource source)
+{
+	char	   *raw = pstrdup(*newval);
+	List	   *items;
+	ListCell   *lc;
+	int		   *flags;
+
+	if (!SplitIdentifierString(raw, ',', &items))
+	{
+		GUC_check_errdetail("List syntax is invalid.");
+		return false;
+	}
+	if (items == NIL)
+	{
+		GUC_check_errdetail("At least one sink is needed: file, log or both.");
+		return false;
+	}
+	flags = (int *) malloc(sizeof(int));
+	if (flags == NULL)
+		return false;
+	*flags = 0;
+	foreach(lc, items)
+	{
+		char	   *item = lfirst(lc);
+
+		if (pg_strcasecmp(item, "file") == 0)
+			*flags |= AA_SINK_FILE;
+		else if (pg_strcasecmp(item, "log") == 0)
+			*flags |= AA_SINK_LOG;
+		else
+		{
+			GUC_check_errdetail("Unknown sink \"%s\"; the sinks are file and log.", item);
+			free(flags);
+			return false;
+		}
+	}
+	*extra = flags;
+	return true;
+}
+
+/* Keep the parsed sinks as bits (see check_sink). */
+static void
+assign_sink(const char *newval, void *extra)
+{
+	aa_sinks = *((int *) extra);
+}
+
+/* audit.log_directory: not empty. */
+static bool
+check_log_directory(char **newval, void **extra, GucSource source)
+{
+	if ((*newval)[0] == '\0')
+	{
+		GUC_check_errdetail("The audit file directory must not be empty.");
+		return false;
+	}
+	return true;
+}
+
+/* audit.log_filename: a file name, not a path, on one line. */
+static bool
+check_log_filename(char **newval, void **extra, GucSource source)
+{
+	if ((*newval)[0] == '\0' || strchr(*newval, '/') != NULL ||
+		strchr(*newval, '\n') != NULL)
+	{
+		GUC_check_errdetail("The audit file name pattern must be a non-empty file name without \"/\".");
+		return false;
+	}
+	return true;
+}
+
+/* audit.file_mode shown in octal, like log_file_mode. */
+static const char *
+show_file_mode(void)
+{
+	static char buf[12];
+
+	snprintf(buf, sizeof(buf), "%04o", aa_file_mode);
+	return buf;
+}
+
+/*
+ * Define every setting.  Called from _PG_init, before the audit prefix is
+ * reserved so that any other audit.* name is refused.
+ */
+void
+aa_define_gucs(void)
+{
+	DefineCustomStringVariable("audit.user_id",
+							   "Application user id recorded in audit events as user_id.",
+							   "Empty means null.",
+							   &aa_user_id,
+							   "",
+							   PGC_USERSET,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("audit.user_info",
+							   "JSON object describing the application user, recorded as user_info.",
+							   "Must be a JSON object; empty means null.",
+							   &aa_user_info,
+							   "",
+							   PGC_USERSET,
+							   0,
+							   check_json_object, NULL, NULL);
+
+	DefineCustomStringVariable("audit.request_id",
+							   "Correlation id recorded in audit events as request_id.",
+							   "Empty means null.",
+							   &aa_request_id,
+							   "",
+							   PGC_USERSET,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("audit.extra",
+							   "JSON object recorded in audit events as extra.",
+							   "Must be a JSON object; empty means {}.",
+							   &aa_extra,
+							   "",
+							   PGC_USERSET,
+							   0,
+							   check_json_object, NULL, NULL);
+
+	DefineCustomStringVariable("audit.service_name",
+							   "Name of the service recorded in audit events as service_name.",
+							   NULL,
+							   &aa_service_name,
+							   "default",
+							   PGC_USERSET,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("audit.enabled",
+							 "Whether changes to tracked tables produce audit events.",
+							 "Only superusers can turn it off.",
+							 &aa_enabled,
+							 true,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomStringVariable("audit.sink",
+							   "Where the writer delivers audit events: file, log, or both.",
+							   NULL, &aa_sink, "file", PGC_SIGHUP, GUC_LIST_INPUT,
+							   check_sink, assign_sink, NULL);
+	DefineCustomStringVariable("audit.log_directory",
+							   "Directory of the audit file sink, relative to the data directory unless absolute.",
+							   NULL, &aa_log_directory, "log", PGC_SIGHUP, 0,
+							   check_log_directory, NULL, NULL);
+	DefineCustomStringVariable("audit.log_filename",
+							   "strftime pattern of the audit file names.",
+							   NULL, &aa_log_filename, "audit-%Y%m%dT%H%M%S.jsonl",
+							   PGC_SIGHUP, 0, check_log_filename, NULL, NULL);
+	DefineCustomIntVariable("audit.rotation_size",
+							"Start a new audit file past this size (0: never).",
+							NULL, &aa_rotation_size, 100 * 1024, 0, INT_MAX / 1024,
+							PGC_SIGHUP, GUC_UNIT_KB, NULL, NULL, NULL);
+	DefineCustomIntVariable("audit.rotation_age",
+							"Start a new audit file after this long (0: never).",
+							NULL, &aa_rotation_age, 24 * 60, 0, INT_MAX / 60,
+							PGC_SIGHUP, GUC_UNIT_MIN, NULL, NULL, NULL);
+	DefineCustomIntVariable("audit.writer_memory",
+							"Memory the writer may use for events of open transactions before spilling them to disk.",
+							NULL, &aa_writer_memory, 64 * 1024, 64, INT_MAX / 1024,
+							PGC_SIGHUP, GUC_UNIT_KB, NULL, NULL, NULL);
+	DefineCustomIntVariable("audit.file_mode",
+							"Permissions of new audit files.",
+							"The value is a numeric mode as accepted by chmod (octal with a leading 0).",
+							&aa_file_mode, 0600, 0000, 0777,
+							PGC_SIGHUP, 0, NULL, NULL, show_file_mode);
+}

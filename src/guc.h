@@ -1,0 +1,35 @@
+/*-------------------------------------------------------------------------
+ *
+ * guc.h
+ *		The audit.* settings (guc.c), read by every stage.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef AA_GUC_H
+#define AA_GUC_H
+
+/* session context, recorded in events */
+extern char *aa_user_id;
+extern char *aa_user_info;
+extern char *aa_request_id;
+extern char *aa_extra;
+extern char *aa_service_name;
+extern bool aa_enabled;
+
+/* audit.sink, parsed into these bits */
+#define AA_SINK_FILE		(1 << 0)	/* the JSON Lines stream */
+#define AA_SINK_LOG			(1 << 1)	/* the server log */
+extern char *aa_sink;
+extern int	aa_sinks;
+
+/* delivery (reloadable) */
+extern char *aa_log_directory;
+extern char *aa_log_filename;
+extern int	aa_rotation_size;	/* kB, 0 = never */
+extern int	aa_rotation_age;	/* minutes, 0 = never */
+extern int	aa_file_mode;
+extern int	aa_writer_memory;	/* kB */
+
+extern void aa_define_gucs(void);
+
+#endif							/* AA_GUC_H */
