@@ -16,7 +16,11 @@ OBJS = \
 	src/capture/relinfo.o \
 	src/capture/event.o \
 	src/capture/capture.o \
-	src/writer/writer.o \
+	src/writer/worker.o \
+	src/writer/status.o \
+	src/writer/txnbuf.o \
+	src/writer/decode.o \
+	src/writer/deliver.o \
 	src/writer/stream.o \
 	src/reader/reader.o
 

@@ -1,9 +1,12 @@
 /*-------------------------------------------------------------------------
  *
  * writer.h
- *		Declarations shared by the writer's files: the background worker
- *		that follows the WAL (writer.c) and the delivered stream it appends
- *		to (stream.c).
+ *		Declarations shared by the writer's files.
+ *
+ * Data flows one way: the worker's loop (worker.c) reads WAL records,
+ * decode.c files our messages into transaction buffers (txnbuf.c) and
+ * delivers a commit's events through the sinks (deliver.c) to the stream
+ * files (stream.c) and the server log; status.c shows the result.
  *
  *-------------------------------------------------------------------------
  */
@@ -11,12 +14,91 @@
 #define AA_WRITER_H
 
 #include "access/xlogdefs.h"
+#include "access/xlogreader.h"
 #include "datatype/timestamp.h"
+#include "nodes/pg_list.h"
+#include "storage/fd.h"
+#include "storage/latch.h"
 
 #include "common/stream_format.h"
 
-/* writer.c: the background worker */
+/* worker.c: the background worker */
 extern void aa_register_writer(void);
+extern void aa_writer_sleep(long ms);
+
+/* status.c: shared status, flush() and writer_status() */
+extern void aa_status_request_shmem(void);
+extern void aa_status_set_worker(pid_t pid, Latch *latch);
+extern void aa_status_set_error(const char *msg);
+extern void aa_status_publish(XLogRecPtr next_lsn, uint64 events_delivered,
+							  uint64 bytes_written, int pending_xacts,
+							  uint64 forged_rejected, uint64 spilled_bytes,
+							  const char *current_file);
+
+/* txnbuf.c: the events of open transactions */
+/* One buffered event. */
+typedef struct AAEvent
+{
+	XLogRecPtr	lsn;
+	uint64		txid;			/* the transaction it names (signed) */
+	int			len;
+	char		data[FLEXIBLE_ARRAY_MEMBER];
+} AAEvent;
+
+/* The buffered events of one (sub)transaction, in WAL order. */
+typedef struct AATxn
+{
+	TransactionId xid;			/* hash key */
+	XLogRecPtr	first_lsn;
+	List	   *events;			/* of AAEvent *, the part in memory */
+	Size		mem_bytes;		/* their size */
+	File		spill;			/* the earlier part, spilled to disk; -1 none */
+	off_t		spill_size;
+	uint64		nspilled;
+} AATxn;
+
+/* Reads a transaction's events in WAL order: spilled ones, then memory. */
+typedef struct AATxnCursor
+{
+	AATxn	   *txn;
+	uint64		file_left;		/* spilled events not read yet */
+	off_t		file_pos;		/* next byte of the spill file to read */
+	char	   *rbuf;			/* spill file contents read ahead */
+	int			rbuf_size;
+	int			rbuf_len;
+	int			rbuf_pos;
+	ListCell   *lc;				/* next event in memory */
+	AAEvent    *cur;			/* current event, NULL at the end */
+	AAEvent    *owned;			/* cur when read from the file */
+} AATxnCursor;
+
+extern void aa_txns_init(void);
+extern void aa_txns_prepare_spill_dir(void);
+extern AATxn *aa_txn_find(TransactionId xid);
+extern void aa_txn_add(TransactionId xid, XLogRecPtr lsn, uint64 event_txid,
+					   const char *data, Size len);
+extern void aa_txn_drop(AATxn *txn);
+extern void aa_txns_drop_before(TransactionId oldest_running);
+extern XLogRecPtr aa_txns_needed_lsn(XLogRecPtr next_lsn);
+extern int	aa_txns_count(void);
+extern uint64 aa_txns_spilled_bytes(void);
+extern void aa_cursor_start(AATxnCursor *c, AATxn *txn);
+extern void aa_cursor_next(AATxnCursor *c);
+extern void aa_cursor_end(AATxnCursor *c);
+
+/* decode.c: what a WAL record means for the stream */
+extern void aa_decode_record(XLogReaderState *reader);
+extern uint64 aa_decode_forged_count(void);
+
+/* deliver.c: the sinks */
+extern void aa_deliver_open(void);
+extern bool aa_deliver_already_done(XLogRecPtr commit_lsn, int index);
+extern void aa_deliver_event(AAEvent *ev, XLogRecPtr commit_lsn,
+							 TimestampTz committed_at, bool first_of_commit);
+extern void aa_deliver_sync(void);
+extern void aa_deliver_reloaded(void);
+extern uint64 aa_deliver_start_seq(void);
+extern uint64 aa_deliver_count(void);
 
 /*
  * stream.c: the delivered stream.  Everything here returns false with

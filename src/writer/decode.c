@@ -1,0 +1,196 @@
+/*-------------------------------------------------------------------------
+ *
+ * decode.c
+ *		The writer's reading of WAL records: our logical messages go into
+ *		their transaction's buffer, commit records deliver, abort records
+ *		and running-xacts records drop.
+ *
+ * Only logical messages with our prefix and transaction records are
+ * looked at, so the writer's cost follows the audit volume, not the write
+ * volume.  A message with our prefix that the trigger did not sign is
+ * counted and reported, never delivered.  A commit delivers the events of
+ * the transaction and its committed subtransactions, merged in WAL order.
+ *
+ * This file must not format lines nor write to a sink (deliver.c does).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/transam.h"
+#include "access/xact.h"
+#include "access/xlogreader.h"
+#include "access/xlogrecord.h"
+#include "replication/message.h"
+#include "storage/standbydefs.h"
+
+#include "common/sign.h"
+#include "writer/writer.h"
+
+static uint64 forged_rejected = 0;
+
+/*
+ * Whether an event belongs to the committing transaction.  Its signature
+ * covers the transaction it names; a real event copied into another
+ * transaction, by someone who has seen one, names the wrong one.
+ */
+static inline bool
+event_txid_matches(AAEvent *ev, TransactionId top)
+{
+	return (TransactionId) (ev->txid & 0xFFFFFFFF) == top;
+}
+
+/* Count and report an event that must not be delivered. */
+static void
+reject_forged(XLogRecPtr lsn, const char *why)
+{
+	forged_rejected++;
+	ereport(WARNING,
+			(errmsg("activity_audit writer rejected a message with prefix \"%s\" at %X/%X that the audit trigger did not write",
+					AA_MESSAGE_PREFIX, LSN_FORMAT_ARGS(lsn)),
+			 errdetail("%s", why),
+			 errhint("Messages with this prefix are reserved for activity_audit; it is not delivered.")));
+}
+
+/*
+ * A commit: deliver the events of the transaction and its committed
+ * subtransactions, merged in WAL order.  Events the stream already held at
+ * start (a restart re-reads WAL) are skipped, by commit LSN and position.
+ */
+static void
+deliver_commit(TransactionId top, TransactionId *subxacts, int nsubxacts,
+			   XLogRecPtr commit_lsn, TimestampTz committed_at)
+{
+	AATxnCursor *parts = palloc(sizeof(AATxnCursor) * (nsubxacts + 1));
+	int			nparts = 0;
+	int			i;
+	int			index = 0;
+	bool		first = true;
+	AATxn	   *txn;
+
+	if ((txn = aa_txn_find(top)) != NULL)
+		aa_cursor_start(&parts[nparts++], txn);
+	for (i = 0; i < nsubxacts; i++)
+		if ((txn = aa_txn_find(subxacts[i])) != NULL)
+			aa_cursor_start(&parts[nparts++], txn);
+
+	for (;;)
+	{
+		int			best = -1;
+		AAEvent    *ev;
+
+		for (i = 0; i < nparts; i++)
+		{
+			if (parts[i].cur == NULL)
+				continue;
+			if (best < 0 || parts[i].cur->lsn < parts[best].cur->lsn)
+				best = i;
+		}
+		if (best < 0)
+			break;
+		ev = parts[best].cur;
+		if (!event_txid_matches(ev, top))
+		{
+			reject_forged(ev->lsn, "It is signed, but for another transaction.");
+			aa_cursor_next(&parts[best]);
+			continue;
+		}
+		index++;
+		if (!aa_deliver_already_done(commit_lsn, index))
+		{
+			aa_deliver_event(ev, commit_lsn, committed_at, first);
+			first = false;
+		}
+		aa_cursor_next(&parts[best]);
+	}
+	for (i = 0; i < nparts; i++)
+	{
+		aa_cursor_end(&parts[i]);
+		aa_txn_drop(parts[i].txn);
+	}
+	pfree(parts);
+}
+
+/* An abort: drop the events of the (sub)transaction and its children. */
+static void
+drop_aborted(TransactionId xid, TransactionId *subxacts, int nsubxacts)
+{
+	AATxn	   *txn;
+	int			i;
+
+	if ((txn = aa_txn_find(xid)) != NULL)
+		aa_txn_drop(txn);
+	for (i = 0; i < nsubxacts; i++)
+		if ((txn = aa_txn_find(subxacts[i])) != NULL)
+			aa_txn_drop(txn);
+}
+
+/* Look at one WAL record. */
+void
+aa_decode_record(XLogReaderState *reader)
+{
+	uint8		rmid = XLogRecGetRmid(reader);
+	uint8		info = XLogRecGetInfo(reader) & ~XLR_INFO_MASK;
+
+	if (rmid == RM_LOGICALMSG_ID && info == XLOG_LOGICAL_MESSAGE)
+	{
+		xl_logical_message *msg = (xl_logical_message *) XLogRecGetData(reader);
+		size_t		body_len;
+		uint64		event_txid;
+
+		if (msg->prefix_size != sizeof(AA_MESSAGE_PREFIX) ||
+			memcmp(msg->message, AA_MESSAGE_PREFIX, sizeof(AA_MESSAGE_PREFIX)) != 0)
+			return;
+		/* the trigger writes only transactional, signed messages */
+		if (!msg->transactional ||
+			!aa_verify_event(msg->message + msg->prefix_size, msg->message_size,
+							 &body_len, &event_txid))
+		{
+			reject_forged(reader->ReadRecPtr, msg->transactional ?
+						  "It is not signed with this server's event key." :
+						  "It is not transactional.");
+			return;
+		}
+		aa_txn_add(XLogRecGetXid(reader), reader->ReadRecPtr, event_txid,
+					   msg->message + msg->prefix_size, body_len);
+	}
+	else if (rmid == RM_XACT_ID)
+	{
+		uint8		op = info & XLOG_XACT_OPMASK;
+
+		if (op == XLOG_XACT_COMMIT || op == XLOG_XACT_COMMIT_PREPARED)
+		{
+			xl_xact_parsed_commit parsed;
+
+			ParseCommitRecord(XLogRecGetInfo(reader),
+							  (xl_xact_commit *) XLogRecGetData(reader), &parsed);
+			deliver_commit(op == XLOG_XACT_COMMIT_PREPARED ?
+						   parsed.twophase_xid : XLogRecGetXid(reader),
+						   parsed.subxacts, parsed.nsubxacts,
+						   reader->ReadRecPtr, parsed.xact_time);
+		}
+		else if (op == XLOG_XACT_ABORT || op == XLOG_XACT_ABORT_PREPARED)
+		{
+			xl_xact_parsed_abort parsed;
+
+			ParseAbortRecord(XLogRecGetInfo(reader),
+							 (xl_xact_abort *) XLogRecGetData(reader), &parsed);
+			drop_aborted(op == XLOG_XACT_ABORT_PREPARED ?
+						 parsed.twophase_xid : XLogRecGetXid(reader),
+						 parsed.subxacts, parsed.nsubxacts);
+		}
+	}
+	else if (rmid == RM_STANDBY_ID && info == XLOG_RUNNING_XACTS)
+	{
+		xl_running_xacts *running = (xl_running_xacts *) XLogRecGetData(reader);
+
+		aa_txns_drop_before(running->oldestRunningXid);
+	}
+}
+
+/* Messages rejected as not ours since the worker started. */
+uint64
+aa_decode_forged_count(void)
+{
+	return forged_rejected;
+}

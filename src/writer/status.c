@@ -1,0 +1,234 @@
+/*-------------------------------------------------------------------------
+ *
+ * status.c
+ *		The writer's shared status and the SQL functions that read it:
+ *		flush() and writer_status().
+ *
+ * The worker publishes its position after each durable delivery and its
+ * last error when a sink fails; backends read a consistent copy under the
+ * spinlock.  flush() waits on that position, waking the worker's latch.
+ *
+ * This file must not deliver anything; it only shows what the worker did.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xlog.h"
+#include "access/xlog_internal.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "utils/builtins.h"
+#include "utils/pg_lsn.h"
+#include "utils/timestamp.h"
+
+#include "activity_audit.h"
+#include "writer/writer.h"
+
+PG_FUNCTION_INFO_V1(activity_audit_flush);
+PG_FUNCTION_INFO_V1(activity_audit_writer_status);
+
+/* Status shared with the SQL functions. */
+typedef struct AAWriterShared
+{
+	slock_t		mutex;
+	pid_t		pid;			/* 0 when not running */
+	Latch	   *latch;			/* to wake the writer */
+	XLogRecPtr	read_lsn;		/* WAL read up to here */
+	XLogRecPtr	delivered_lsn;	/* every commit before it is delivered */
+	uint64		events_delivered;
+	uint64		bytes_written;
+	int			pending_xacts;
+	uint64		spilled_bytes;
+	uint64		forged_rejected;
+	char		current_file[MAXPGPATH];
+	char		last_error[512];
+} AAWriterShared;
+
+static AAWriterShared *writer_shared = NULL;
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+/* Ask for the shared status. */
+static void
+writer_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(MAXALIGN(sizeof(AAWriterShared)));
+}
+
+/* Create or attach to the shared status. */
+static void
+writer_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	writer_shared = ShmemInitStruct("activity_audit writer",
+									sizeof(AAWriterShared), &found);
+	if (!found)
+	{
+		memset(writer_shared, 0, sizeof(AAWriterShared));
+		SpinLockInit(&writer_shared->mutex);
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/* Ask for the shared status at preload (see aa_register_writer). */
+void
+aa_status_request_shmem(void)
+{
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = writer_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = writer_shmem_startup;
+}
+
+/* Publish the running worker's pid and latch (NULL: it exits). */
+void
+aa_status_set_worker(pid_t pid, Latch *latch)
+{
+	SpinLockAcquire(&writer_shared->mutex);
+	writer_shared->pid = pid;
+	writer_shared->latch = latch;
+	SpinLockRelease(&writer_shared->mutex);
+}
+
+/* Record (or clear, with NULL) the last error, for writer_status(). */
+void
+aa_status_set_error(const char *msg)
+{
+	SpinLockAcquire(&writer_shared->mutex);
+	strlcpy(writer_shared->last_error, msg ? msg : "",
+			sizeof(writer_shared->last_error));
+	SpinLockRelease(&writer_shared->mutex);
+}
+
+/*
+ * Publish the position and counters after a durable delivery: flush()
+ * returns once delivered_lsn passes the caller's WAL position.
+ */
+void
+aa_status_publish(XLogRecPtr next_lsn, uint64 events_delivered,
+				  uint64 bytes_written, int pending_xacts,
+				  uint64 forged_rejected, uint64 spilled_bytes,
+				  const char *current_file)
+{
+	SpinLockAcquire(&writer_shared->mutex);
+	writer_shared->read_lsn = next_lsn;
+	writer_shared->delivered_lsn = next_lsn;
+	writer_shared->events_delivered = events_delivered;
+	writer_shared->bytes_written = bytes_written;
+	writer_shared->pending_xacts = pending_xacts;
+	writer_shared->forged_rejected = forged_rejected;
+	writer_shared->spilled_bytes = spilled_bytes;
+	strlcpy(writer_shared->current_file, current_file ? current_file : "",
+			sizeof(writer_shared->current_file));
+	SpinLockRelease(&writer_shared->mutex);
+}
+
+/*
+ * The WAL position a caller's earlier commits are certainly before.  The
+ * insert position just past a page header equals the end of the record
+ * before that header, as the reader reports it.
+ */
+static XLogRecPtr
+flush_target(void)
+{
+	XLogRecPtr	target = GetXLogInsertRecPtr();
+
+	if (XLogSegmentOffset(target, wal_segment_size) == SizeOfXLogLongPHD)
+		target -= SizeOfXLogLongPHD;
+	else if (target % XLOG_BLCKSZ == SizeOfXLogShortPHD)
+		target -= SizeOfXLogShortPHD;
+	return target;
+}
+
+/*
+ * activity_audit.flush(timeout): wait until every event committed before
+ * the call is delivered.  The WAL is flushed first, so asynchronous commits
+ * are covered too.
+ */
+Datum
+activity_audit_flush(PG_FUNCTION_ARGS)
+{
+	Interval   *timeout = PG_GETARG_INTERVAL_P(0);
+	TimestampTz deadline;
+	XLogRecPtr	target;
+
+	aa_require_preload();
+	deadline = GetCurrentTimestamp() +
+		(TimestampTz) (timeout->time + (int64) timeout->day * USECS_PER_DAY +
+					   (int64) timeout->month * DAYS_PER_MONTH * USECS_PER_DAY);
+	target = flush_target();
+	XLogFlush(GetXLogInsertRecPtr());
+
+	for (;;)
+	{
+		XLogRecPtr	delivered;
+		Latch	   *latch;
+
+		SpinLockAcquire(&writer_shared->mutex);
+		delivered = writer_shared->delivered_lsn;
+		latch = writer_shared->latch;
+		SpinLockRelease(&writer_shared->mutex);
+		if (delivered >= target)
+			PG_RETURN_BOOL(true);
+		if (GetCurrentTimestamp() >= deadline)
+			PG_RETURN_BOOL(false);
+		if (latch)
+			SetLatch(latch);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 10, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/* activity_audit.writer_status(): the writer's health and lag. */
+Datum
+activity_audit_writer_status(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		values[11];
+	bool		nulls[11];
+	AAWriterShared snap;
+	XLogRecPtr	end;
+
+	aa_require_preload();
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	SpinLockAcquire(&writer_shared->mutex);
+	memcpy(&snap, writer_shared, sizeof(snap));
+	SpinLockRelease(&writer_shared->mutex);
+	end = GetFlushRecPtr(NULL);
+
+	memset(nulls, 0, sizeof(nulls));
+	values[0] = Int32GetDatum(snap.pid);
+	nulls[0] = (snap.pid == 0);
+	values[1] = LSNGetDatum(snap.read_lsn);
+	values[2] = LSNGetDatum(snap.delivered_lsn);
+	values[3] = Int64GetDatum(end > snap.delivered_lsn ? (int64) (end - snap.delivered_lsn) : 0);
+	values[4] = Int64GetDatum((int64) snap.events_delivered);
+	values[5] = Int64GetDatum((int64) snap.bytes_written);
+	values[6] = CStringGetTextDatum(snap.current_file);
+	nulls[6] = (snap.current_file[0] == '\0');
+	values[7] = Int32GetDatum(snap.pending_xacts);
+	values[8] = Int64GetDatum((int64) snap.spilled_bytes);
+	values[9] = Int64GetDatum((int64) snap.forged_rejected);
+	values[10] = CStringGetTextDatum(snap.last_error);
+	nulls[10] = (snap.last_error[0] == '\0');
+
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
