@@ -11,6 +11,7 @@ OBJS = \
 	src/activity_audit.o \
 	src/common/sha256.o \
 	src/common/sign.o \
+	src/common/stream_line.o \
 	src/guc.o \
 	src/capture/json_value.o \
 	src/capture/relinfo.o \
@@ -22,7 +23,11 @@ OBJS = \
 	src/writer/decode.o \
 	src/writer/deliver.o \
 	src/writer/stream.o \
-	src/reader/reader.o
+	src/writer/stream_state.o \
+	src/writer/stream_recover.o \
+	src/reader/files.o \
+	src/reader/log_stream.o \
+	src/reader/verify.o
 
 EXTENSION = activity_audit
 DATA = sql/activity_audit--0.1.sql
@@ -58,9 +63,15 @@ VERIFY_TOOL = tools/activity_audit_verify
 
 all: $(VERIFY_TOOL)
 
-# It hashes with the writer's own SHA-256 code (src/common/sha256.c).
-$(VERIFY_TOOL): tools/activity_audit_verify.c src/common/sha256.c src/common/sha256.h
-	$(CC) $(CFLAGS) -Wextra -I$(srcdir)/src -o $@ tools/activity_audit_verify.c src/common/sha256.c $(LDFLAGS)
+# It checks with the server's own line definition and SHA-256 code
+# (src/common/stream_line.c, src/common/sha256.c), built as a frontend
+# program against PostgreSQL's libpgcommon and libpgport like pg_waldump.
+VERIFY_SRCS = tools/activity_audit_verify.c src/common/stream_line.c src/common/sha256.c
+
+$(VERIFY_TOOL): $(VERIFY_SRCS) src/common/stream_line.h src/common/stream_format.h src/common/sha256.h
+	$(CC) $(CFLAGS) -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers \
+		-I$(srcdir)/src -I$(includedir_server) $(CPPFLAGS) -o $@ $(VERIFY_SRCS) \
+		-L$(pkglibdir) -lpgcommon -lpgport $(LDFLAGS) -lm
 
 install: install-verify-tool
 

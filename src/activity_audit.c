@@ -20,6 +20,7 @@
 #include "utils/guc.h"
 
 #include "activity_audit.h"
+#include "common/sha256.h"
 #include "common/sign.h"
 #include "guc.h"
 #include "writer/writer.h"
@@ -50,6 +51,13 @@ _PG_init(void)
 #else
 	EmitWarningsOnPlaceholders("audit");
 #endif
+
+	/* a build whose SHA-256 fails its self-test must not write or check a chain */
+	if (aa_sha256_choose(1) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("SHA-256 self-test failed"),
+				 errhint("The activity_audit library is miscompiled; rebuild it.")));
 
 	if (aa_preloaded)
 	{

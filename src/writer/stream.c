@@ -25,8 +25,10 @@
  * the error), so after one the stream refuses further work until
  * aa_stream_open() has re-derived the position from what is really there.
  *
- * This file must not read WAL, decide which events are delivered or in what
- * order, or write to any other sink; the writer (writer.c) does that.
+ * The state file is stream_state.c's, the recovery of the position from
+ * the files stream_recover.c's; this file appends, rotates and syncs.  It
+ * must not read WAL, decide which events are delivered or in what order,
+ * or write to any other sink; the writer does that (decode.c, deliver.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -46,18 +48,11 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-#include "activity_audit.h"
 #include "common/json_out.h"
 #include "common/sha256.h"
+#include "common/stream_line.h"
 #include "guc.h"
 #include "writer/writer.h"
-
-#define STATE_FILE		AA_STATE_DIR "/stream_state"
-#define STATE_TMP_FILE	AA_STATE_DIR "/stream_state.tmp"
-#define STATE_MAGIC		"activity_audit stream state 1"
-#define STATE_MAX_SIZE	16384
-
-#define COMMITTED_AT_KEY "\",\"committed_at\":\""
 
 /* ,"seq":N,"lsn":"X/X","committed_at":"..." is well below this */
 #define TRAILER_MAX		128
@@ -67,42 +62,6 @@
 
 /* chunk size for reading files backwards during recovery */
 #define SCAN_CHUNK		65536
-
-/* What the state file says: the current file and where it started. */
-typedef struct StreamState
-{
-	char	   *path;			/* the current file, as opened */
-	char	   *directory;		/* audit.log_directory it was started under */
-	char	   *pattern;		/* audit.log_filename it was started under */
-	pg_time_t	started;		/* when it was started (for rotation_age) */
-	AAStreamPos start;			/* stream position when it was started */
-} StreamState;
-
-/* One complete line's trailing keys, as read back during recovery. */
-typedef struct ChainLine
-{
-	uint64		seq;
-	XLogRecPtr	lsn;
-	char		prev_hash[AA_HASH_HEX_LEN + 1];
-	char		hash[AA_HASH_HEX_LEN + 1];
-} ChainLine;
-
-/* Reads a file backwards in chunks, keeping the last chunk. */
-typedef struct BackReader
-{
-	int			fd;
-	const char *path;
-	char	   *buf;
-	off_t		buf_start;
-	int			buf_len;
-} BackReader;
-
-typedef enum LineStatus
-{
-	LINE_OK,
-	LINE_TORN,					/* has NUL bytes: never completely written */
-	LINE_INVALID				/* not ours, or altered after writing */
-} LineStatus;
 
 typedef enum StartResult
 {
@@ -154,7 +113,7 @@ static off_t cur_dropped = 0;	/* pages before this offset were dropped */
  * A commit of millions of events is made durable in parts of SYNC_EVERY
  * bytes, so that its pages can be dropped as it goes rather than all filling
  * the cache until its end.  Safe at any point: recovery resumes inside a
- * commit (see recover_tail).
+ * commit (see aa_recover_tail).
  */
 #define SYNC_EVERY		((off_t) 16 * 1024 * 1024)
 static off_t cur_synced = 0;	/* size at the last fsync */
@@ -163,25 +122,14 @@ static uint64 total_bytes = 0;
 
 /* the digest of the line being written or checked */
 static AASha256 sha_ctx;
-static bool sha_chosen = false;
 
 /*
- * Start a line's digest with its prev_hash.  The first use picks the SHA-256
- * code (see sha256.c); a failed self-test means this build cannot be
- * trusted to write or check a chain.
+ * Start a line's digest with its prev_hash.  The SHA-256 code was chosen
+ * and self-tested when the library was loaded (_PG_init).
  */
 static void
 hash_begin(const char *prev_hash)
 {
-	if (!sha_chosen)
-	{
-		if (aa_sha256_choose(1) == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_INTERNAL_ERROR),
-					 errmsg("SHA-256 self-test failed"),
-					 errhint("The activity_audit library is miscompiled; rebuild it.")));
-		sha_chosen = true;
-	}
 	aa_sha256_init(&sha_ctx);
 	aa_sha256_update(&sha_ctx, prev_hash, AA_HASH_HEX_LEN);
 }
@@ -258,685 +206,6 @@ mark_broken(const char *reason)
 	if (stream_broken)
 		pfree(stream_broken);
 	stream_broken = MemoryContextStrdup(TopMemoryContext, reason);
-}
-
-/*
- * fsync a file or directory by name.  As in fd.c, some systems refuse to
- * fsync a directory; that is not an error.
- */
-static bool
-fsync_path(const char *path, bool isdir, char **err)
-{
-	int			fd;
-	int			save_errno;
-
-	fd = OpenTransientFile(path, (isdir ? O_RDONLY : O_RDWR) | PG_BINARY);
-	if (fd < 0)
-	{
-		*err = psprintf("could not open \"%s\": %m", path);
-		return false;
-	}
-	if (pg_fsync(fd) != 0 && !(isdir && (errno == EBADF || errno == EINVAL)))
-	{
-		save_errno = errno;
-		CloseTransientFile(fd);
-		errno = save_errno;
-		*err = psprintf("could not fsync \"%s\": %m", path);
-		return false;
-	}
-	CloseTransientFile(fd);
-	return true;
-}
-
-/*
- * Make sure a directory exists, creating it (and its parents) owner-only
- * and making its name durable, so files created in it survive a crash.
- */
-static bool
-ensure_directory(const char *dir, char **err)
-{
-	struct stat st;
-	char	   *copy;
-	char	   *parent;
-
-	if (stat(dir, &st) == 0)
-	{
-		if (!S_ISDIR(st.st_mode))
-		{
-			*err = psprintf("\"%s\" is not a directory", dir);
-			return false;
-		}
-		return true;
-	}
-	if (errno != ENOENT)
-	{
-		*err = psprintf("could not stat directory \"%s\": %m", dir);
-		return false;
-	}
-	copy = pstrdup(dir);
-	if (pg_mkdir_p(copy, S_IRWXU) != 0 && errno != EEXIST)
-	{
-		*err = psprintf("could not create directory \"%s\": %m", dir);
-		pfree(copy);
-		return false;
-	}
-	pfree(copy);
-	parent = pstrdup(dir);
-	get_parent_directory(parent);
-	if (!fsync_path(parent[0] ? parent : ".", true, err))
-		return false;
-	pfree(parent);
-	return true;
-}
-
-/* write() all of a buffer, looping over short writes. */
-static bool
-write_all(int fd, const char *data, size_t len)
-{
-	while (len > 0)
-	{
-		ssize_t		n = write(fd, data, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-		{
-			if (n == 0)
-				errno = ENOSPC;
-			return false;
-		}
-		data += n;
-		len -= n;
-	}
-	return true;
-}
-
-/* pread() exactly len bytes at offset; a short file is an error. */
-static bool
-read_exact(int fd, const char *path, char *buf, size_t len, off_t offset,
-		   char **err)
-{
-	while (len > 0)
-	{
-		ssize_t		n = pread(fd, buf, len, offset);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-		{
-			*err = psprintf("could not read file \"%s\": %m", path);
-			return false;
-		}
-		if (n == 0)
-		{
-			*err = psprintf("could not read file \"%s\": unexpected end of file",
-							path);
-			return false;
-		}
-		buf += n;
-		len -= n;
-		offset += n;
-	}
-	return true;
-}
-
-/*
- * Write the state file the way durable_rename() would (temporary file,
- * fsync, rename, fsync of the directory), reporting instead of throwing.
- * After this returns true, a crash recovers into the new file.
- */
-static bool
-write_state(const StreamState *st, char **err)
-{
-	StringInfoData buf;
-	int			fd;
-	int			save_errno;
-	bool		created_dir = false;
-
-	if (mkdir(AA_STATE_DIR, S_IRWXU) == 0)
-		created_dir = true;
-	else if (errno != EEXIST)
-	{
-		*err = psprintf("could not create directory \"%s\": %m", AA_STATE_DIR);
-		return false;
-	}
-	if (created_dir && !fsync_path(".", true, err))
-		return false;
-
-	initStringInfo(&buf);
-	appendStringInfo(&buf, "%s\n", STATE_MAGIC);
-	appendStringInfo(&buf, "started " INT64_FORMAT "\n", (int64) st->started);
-	appendStringInfo(&buf, "seq " UINT64_FORMAT "\n", st->start.seq);
-	appendStringInfo(&buf, "lsn %X/%X\n", LSN_FORMAT_ARGS(st->start.commit_lsn));
-	appendStringInfo(&buf, "events_at_lsn %d\n", st->start.events_at_lsn);
-	appendStringInfo(&buf, "hash %s\n", st->start.hash);
-	appendStringInfo(&buf, "directory %s\n", st->directory);
-	appendStringInfo(&buf, "pattern %s\n", st->pattern);
-	appendStringInfo(&buf, "file %s\n", st->path);
-
-	fd = OpenTransientFilePerm(STATE_TMP_FILE,
-							   O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY,
-							   S_IRUSR | S_IWUSR);
-	if (fd < 0)
-	{
-		*err = psprintf("could not create file \"%s\": %m", STATE_TMP_FILE);
-		pfree(buf.data);
-		return false;
-	}
-	if (!write_all(fd, buf.data, buf.len))
-	{
-		save_errno = errno;
-		CloseTransientFile(fd);
-		errno = save_errno;
-		*err = psprintf("could not write file \"%s\": %m", STATE_TMP_FILE);
-		pfree(buf.data);
-		return false;
-	}
-	pfree(buf.data);
-	if (pg_fsync(fd) != 0)
-	{
-		save_errno = errno;
-		CloseTransientFile(fd);
-		errno = save_errno;
-		*err = psprintf("could not fsync file \"%s\": %m", STATE_TMP_FILE);
-		return false;
-	}
-	if (CloseTransientFile(fd) != 0)
-	{
-		*err = psprintf("could not close file \"%s\": %m", STATE_TMP_FILE);
-		return false;
-	}
-	if (rename(STATE_TMP_FILE, STATE_FILE) != 0)
-	{
-		*err = psprintf("could not rename file \"%s\" to \"%s\": %m",
-						STATE_TMP_FILE, STATE_FILE);
-		return false;
-	}
-	return fsync_path(AA_STATE_DIR, true, err);
-}
-
-/* Parse "X/X" as pg_lsn prints it; end is set past it. */
-static bool
-parse_lsn(const char *s, XLogRecPtr *lsn, const char **end)
-{
-	uint64		hi = 0;
-	uint64		lo = 0;
-	int			n;
-
-	for (n = 0; n < 8 && isxdigit((unsigned char) *s); n++, s++)
-		hi = hi * 16 + (isdigit((unsigned char) *s) ? *s - '0' :
-						(tolower((unsigned char) *s) - 'a' + 10));
-	if (n == 0 || *s != '/')
-		return false;
-	s++;
-	for (n = 0; n < 8 && isxdigit((unsigned char) *s); n++, s++)
-		lo = lo * 16 + (isdigit((unsigned char) *s) ? *s - '0' :
-						(tolower((unsigned char) *s) - 'a' + 10));
-	if (n == 0)
-		return false;
-	*lsn = (hi << 32) | lo;
-	*end = s;
-	return true;
-}
-
-/* Parse a decimal uint64 without sign or overflow; end is set past it. */
-static bool
-parse_uint64(const char *s, uint64 *value, const char **end)
-{
-	uint64		v = 0;
-	const char *p = s;
-
-	while (isdigit((unsigned char) *p))
-	{
-		if (v > (PG_UINT64_MAX - (*p - '0')) / 10)
-			return false;
-		v = v * 10 + (*p - '0');
-		p++;
-	}
-	if (p == s)
-		return false;
-	*value = v;
-	*end = p;
-	return true;
-}
-
-/* A stored hash: exactly 64 lowercase hex digits. */
-bool
-aa_is_hash_hex(const char *s)
-{
-	int			i;
-
-	for (i = 0; i < AA_HASH_HEX_LEN; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return false;
-	return true;
-}
-
-/*
- * Read the state file.  *found is false when there is none (a stream that
- * never had a file).  A state file that exists but cannot be understood is
- * an error: guessing could repeat or skip events.
- */
-static bool
-read_state(StreamState *st, bool *found, char **err)
-{
-	int			fd;
-	char	   *buf;
-	ssize_t		len;
-	char	   *line;
-	char	   *next;
-	int			seen = 0;
-
-	*found = false;
-	fd = OpenTransientFile(STATE_FILE, O_RDONLY | PG_BINARY);
-	if (fd < 0)
-	{
-		if (errno == ENOENT)
-			return true;
-		*err = psprintf("could not open file \"%s\": %m", STATE_FILE);
-		return false;
-	}
-	buf = palloc(STATE_MAX_SIZE + 1);
-	len = read(fd, buf, STATE_MAX_SIZE + 1);
-	if (len < 0)
-	{
-		int			save_errno = errno;
-
-		CloseTransientFile(fd);
-		errno = save_errno;
-		*err = psprintf("could not read file \"%s\": %m", STATE_FILE);
-		return false;
-	}
-	CloseTransientFile(fd);
-	if (len > STATE_MAX_SIZE)
-	{
-		*err = psprintf("file \"%s\" is too large", STATE_FILE);
-		return false;
-	}
-	buf[len] = '\0';
-
-	memset(st, 0, sizeof(*st));
-	line = buf;
-	for (; (next = strchr(line, '\n')) != NULL; line = next + 1)
-	{
-		char	   *value;
-		const char *end;
-		bool		ok = true;
-
-		*next = '\0';
-		if (seen == 0)
-		{
-			if (strcmp(line, STATE_MAGIC) != 0)
-				break;
-			seen |= 1;
-			continue;
-		}
-		value = strchr(line, ' ');
-		if (value == NULL)
-			break;
-		*value++ = '\0';
-		if (strcmp(line, "started") == 0)
-		{
-			uint64		v;
-
-			ok = parse_uint64(value, &v, &end) && *end == '\0';
-			st->started = (pg_time_t) v;
-			seen |= 2;
-		}
-		else if (strcmp(line, "seq") == 0)
-		{
-			ok = parse_uint64(value, &st->start.seq, &end) && *end == '\0';
-			seen |= 4;
-		}
-		else if (strcmp(line, "lsn") == 0)
-		{
-			ok = parse_lsn(value, &st->start.commit_lsn, &end) && *end == '\0';
-			seen |= 8;
-		}
-		else if (strcmp(line, "events_at_lsn") == 0)
-		{
-			uint64		v;
-
-			ok = parse_uint64(value, &v, &end) && *end == '\0' && v <= PG_INT32_MAX;
-			st->start.events_at_lsn = (int) v;
-			seen |= 16;
-		}
-		else if (strcmp(line, "hash") == 0)
-		{
-			ok = strlen(value) == AA_HASH_HEX_LEN && aa_is_hash_hex(value);
-			if (ok)
-				memcpy(st->start.hash, value, AA_HASH_HEX_LEN + 1);
-			seen |= 32;
-		}
-		else if (strcmp(line, "directory") == 0)
-		{
-			st->directory = pstrdup(value);
-			seen |= 64;
-		}
-		else if (strcmp(line, "pattern") == 0)
-		{
-			st->pattern = pstrdup(value);
-			seen |= 128;
-		}
-		else if (strcmp(line, "file") == 0)
-		{
-			ok = value[0] != '\0';
-			st->path = pstrdup(value);
-			seen |= 256;
-		}
-		if (!ok)
-		{
-			seen = -1;
-			break;
-		}
-	}
-	pfree(buf);
-	if (seen != 511 || *line != '\0')
-	{
-		*err = psprintf("file \"%s\" is corrupt", STATE_FILE);
-		return false;
-	}
-	*found = true;
-	return true;
-}
-
-/*
- * The offset of the last '\n' before offset `before`, or -1 if there is
- * none.  Successive calls walk a file backwards line by line, so the chunk
- * read last is kept and searched first.
- */
-static bool
-back_find_newline(BackReader *r, off_t before, off_t *found, char **err)
-{
-	off_t		pos = before;
-
-	while (pos > 0)
-	{
-		int			i;
-
-		if (!(r->buf_len > 0 && pos > r->buf_start &&
-			  pos <= r->buf_start + r->buf_len))
-		{
-			off_t		start = pos > SCAN_CHUNK ? pos - SCAN_CHUNK : 0;
-
-			if (!read_exact(r->fd, r->path, r->buf, pos - start, start, err))
-				return false;
-			r->buf_start = start;
-			r->buf_len = pos - start;
-		}
-		for (i = (int) (pos - r->buf_start) - 1; i >= 0; i--)
-		{
-			if (r->buf[i] == '\n')
-			{
-				*found = r->buf_start + i;
-				return true;
-			}
-		}
-		pos = r->buf_start;
-	}
-	*found = -1;
-	return true;
-}
-
-/* Whether [start, end) of the file contains a NUL byte. */
-static bool
-has_nul(int fd, const char *path, off_t start, off_t end, bool *found,
-		char **err)
-{
-	char		chunk[8192];
-	off_t		off;
-
-	*found = false;
-	for (off = start; off < end;)
-	{
-		int			m = (int) Min(end - off, (off_t) sizeof(chunk));
-
-		if (!read_exact(fd, path, chunk, m, off, err))
-			return false;
-		if (memchr(chunk, '\0', m) != NULL)
-		{
-			*found = true;
-			return true;
-		}
-		off += m;
-	}
-	return true;
-}
-
-/*
- * Read back one complete line [start, end) (end is its '\n'): parse the
- * trailing keys we wrote and recompute its hash.
- *
- * A line with NUL bytes is torn: after a crash, blocks that were allocated
- * but never written read as zeros, and that is the only way a crash can
- * leave a '\n'-terminated line that we did not write whole.  Anything else
- * that does not parse or does not hash to its own "hash" was changed after
- * it was written, and is reported rather than repaired.
- */
-static bool
-read_line(int fd, const char *path, off_t start, off_t end,
-		  ChainLine *line, LineStatus *status, char **err)
-{
-	char		tail[TAIL_READ_SIZE + 1];
-	char		chunk[8192];
-	off_t		len = end - start;
-	int			n;
-	const char *s;
-	const char *p;
-	const char *key;
-	const char *seqkey;
-	char		hash[AA_HASH_HEX_LEN + 1];
-	off_t		off;
-	off_t		hashed_end;
-	bool		nul;
-
-	*status = LINE_INVALID;
-	if (len < (off_t) (AA_CHAIN_SUFFIX_LEN + sizeof(COMMITTED_AT_KEY) + AA_UTC_TEXT_LEN + 16))
-		goto malformed;
-	n = (int) Min(len, TAIL_READ_SIZE);
-	if (!read_exact(fd, path, tail, n, end - n, err))
-		return false;
-	tail[n] = '\0';
-	if (strlen(tail) != (size_t) n)
-	{
-		*status = LINE_TORN;
-		return true;
-	}
-
-	/* the fixed-size chain suffix */
-	s = tail + n - AA_CHAIN_SUFFIX_LEN;
-	if (memcmp(s, AA_PREV_HASH_KEY, sizeof(AA_PREV_HASH_KEY) - 1) != 0)
-		goto malformed;
-	p = s + sizeof(AA_PREV_HASH_KEY) - 1;
-	if (!aa_is_hash_hex(p))
-		goto malformed;
-	memcpy(line->prev_hash, p, AA_HASH_HEX_LEN);
-	line->prev_hash[AA_HASH_HEX_LEN] = '\0';
-	p += AA_HASH_HEX_LEN;
-	if (memcmp(p, AA_HASH_KEY, sizeof(AA_HASH_KEY) - 1) != 0)
-		goto malformed;
-	p += sizeof(AA_HASH_KEY) - 1;
-	if (!aa_is_hash_hex(p))
-		goto malformed;
-	memcpy(line->hash, p, AA_HASH_HEX_LEN);
-	line->hash[AA_HASH_HEX_LEN] = '\0';
-	p += AA_HASH_HEX_LEN;
-	if (strcmp(p, "\"}") != 0)
-		goto malformed;
-
-	/* "seq":N,"lsn":"X/X","committed_at":"<27>" right before it */
-	key = s - 1 - AA_UTC_TEXT_LEN - (sizeof(COMMITTED_AT_KEY) - 1);
-	if (key < tail || s[-1] != '"' ||
-		memcmp(key, COMMITTED_AT_KEY, sizeof(COMMITTED_AT_KEY) - 1) != 0)
-		goto malformed;
-	seqkey = NULL;
-	for (p = key - 1; p >= tail; p--)
-	{
-		if (strncmp(p, "\"seq\":", 6) == 0)
-		{
-			seqkey = p;
-			break;
-		}
-	}
-	if (seqkey == NULL || seqkey == tail ||
-		(seqkey[-1] != ',' && seqkey[-1] != '{'))
-		goto malformed;
-	if (!parse_uint64(seqkey + 6, &line->seq, &p) ||
-		strncmp(p, ",\"lsn\":\"", 8) != 0 ||
-		!parse_lsn(p + 8, &line->lsn, &p) || p != key)
-		goto malformed;
-
-	/* the line must hash to its own hash */
-	hashed_end = end - AA_CHAIN_SUFFIX_LEN;
-	hash_begin(line->prev_hash);
-	for (off = start; off < hashed_end;)
-	{
-		int			m = (int) Min(hashed_end - off, (off_t) sizeof(chunk));
-
-		if (!read_exact(fd, path, chunk, m, off, err))
-			return false;
-		if (memchr(chunk, '\0', m) != NULL)
-		{
-			*status = LINE_TORN;
-			return true;
-		}
-		hash_add(chunk, m);
-		off += m;
-	}
-	hash_end(hash);
-	*status = strcmp(hash, line->hash) == 0 ? LINE_OK : LINE_INVALID;
-	return true;
-
-malformed:
-	if (!has_nul(fd, path, start, end, &nul, err))
-		return false;
-	*status = nul ? LINE_TORN : LINE_INVALID;
-	return true;
-}
-
-/*
- * Recover the stream position from the current file.
- *
- * Everything after the last '\n' is a torn line and is cut.  Then the
- * trailing lines are read back from the end: the last line, the earlier
- * lines of its commit (to count events_at_lsn) and the line before them.
- * Each must be intact (its own hash), and each must chain to the next.  A
- * torn line (see read_line) can only be data that never reached an fsync,
- * and so can anything after it, so the file is cut at the torn line and
- * the check starts again; the caller redelivers from the resulting
- * position.  A line that is not torn but invalid, or intact lines that do
- * not chain (an edited or reordered file), are an error: repairing that is
- * for a human, and cutting it would hide it.
- *
- * When the walk reaches the beginning of the file, the file's first line
- * must chain to the position recorded when the file was started, and a
- * commit that continues from the previous file counts its events there too.
- */
-static bool
-recover_tail(int fd, const char *path, off_t size, const AAStreamPos *start,
-			 AAStreamPos *pos, off_t *valid_end, char **err)
-{
-	BackReader r;
-	off_t		end = size;
-	off_t		nl;
-	bool		ok = false;
-
-	r.fd = fd;
-	r.path = path;
-	r.buf = palloc(SCAN_CHUNK);
-	r.buf_start = 0;
-	r.buf_len = 0;
-	memset(pos, 0, sizeof(*pos));
-
-	for (;;)
-	{
-		off_t		line_end;
-		ChainLine	next;
-		bool		have_next = false;
-		bool		cut = false;
-
-		if (!back_find_newline(&r, end, &nl, err))
-			goto done;
-		end = nl + 1;
-		if (end == 0)
-		{
-			*pos = *start;
-			break;
-		}
-
-		line_end = end - 1;
-		for (;;)
-		{
-			ChainLine	line;
-			off_t		line_start;
-			LineStatus	status;
-
-			if (!back_find_newline(&r, line_end, &nl, err))
-				goto done;
-			line_start = nl + 1;
-			if (!read_line(fd, path, line_start, line_end, &line, &status, err))
-				goto done;
-			if (status == LINE_TORN)
-			{
-				end = line_start;
-				cut = true;
-				break;
-			}
-			if (status == LINE_INVALID)
-			{
-				*err = psprintf("audit stream file \"%s\" is corrupt: the line at offset "
-								INT64_FORMAT " is not a valid stream line or does not match its hash",
-								path, (int64) line_start);
-				goto done;
-			}
-			if (have_next &&
-				(strcmp(line.hash, next.prev_hash) != 0 ||
-				 line.seq + 1 != next.seq))
-			{
-				*err = psprintf("audit stream file \"%s\" is corrupt: the line at offset "
-								INT64_FORMAT " does not chain to the line before it",
-								path, (int64) (line_end + 1));
-				goto done;
-			}
-			if (!have_next)
-			{
-				pos->seq = line.seq;
-				pos->commit_lsn = line.lsn;
-				pos->events_at_lsn = 1;
-				memcpy(pos->hash, line.hash, AA_HASH_HEX_LEN + 1);
-			}
-			else if (line.lsn == pos->commit_lsn)
-				pos->events_at_lsn++;
-			else
-				break;			/* the line before the last commit: checked */
-			next = line;
-			have_next = true;
-
-			if (line_start == 0)
-			{
-				if (strcmp(start->hash, line.prev_hash) != 0 ||
-					start->seq + 1 != line.seq)
-				{
-					*err = psprintf("audit stream file \"%s\" does not continue the stream at seq "
-									UINT64_FORMAT " recorded in \"%s\"",
-									path, start->seq, STATE_FILE);
-					goto done;
-				}
-				if (start->commit_lsn == pos->commit_lsn)
-					pos->events_at_lsn += start->events_at_lsn;
-				break;
-			}
-			line_end = line_start - 1;
-		}
-		if (!cut)
-			break;
-	}
-	*valid_end = end;
-	ok = true;
-
-done:
-	pfree(r.buf);
-	return ok;
 }
 
 /* Forget the open file (not the position, which survives a close). */
@@ -1079,19 +348,6 @@ flush_wbuf(char **err)
 }
 
 /*
- * The chain's hash of a line: SHA-256 of prev_hash followed by the line's
- * text up to its ,"prev_hash" key, as lowercase hex into hex[65].  Shared
- * with verify() so that writing and checking cannot disagree.
- */
-void
-aa_chain_hash(const char *prev_hash, const char *text, size_t len, char *hex)
-{
-	hash_begin(prev_hash);
-	hash_add(text, len);
-	hash_end(hex);
-}
-
-/*
  * Open the stream and recover its position from the files.  May be called
  * again at any time (it closes first); after a failed aa_stream_sync() it
  * must be, and the caller must then take the position again.
@@ -1115,7 +371,7 @@ aa_stream_open(char **err)
 	memset(&cur_pos, 0, sizeof(cur_pos));
 	memcpy(cur_pos.hash, AA_ZERO_HASH, AA_HASH_HEX_LEN + 1);
 
-	if (!read_state(&st, &found, err))
+	if (!aa_state_read(&st, &found, err))
 		return false;
 	if (!found)
 	{
@@ -1128,7 +384,7 @@ aa_stream_open(char **err)
 	{
 		if (errno == ENOENT)
 			*err = psprintf("audit stream file \"%s\" named in \"%s\" does not exist: put it back, or move the stream's other files away and remove \"%s\" to start a new stream",
-							st.path, STATE_FILE, STATE_FILE);
+							st.path, AA_STATE_FILE, AA_STATE_FILE);
 		else
 			*err = psprintf("could not open audit stream file \"%s\": %m",
 							st.path);
@@ -1140,7 +396,7 @@ aa_stream_open(char **err)
 		*err = psprintf("could not stat audit stream file \"%s\": %m", st.path);
 		goto fail_fd;
 	}
-	if (!recover_tail(fd, st.path, sb.st_size, &st.start, &pos, &valid_end, err))
+	if (!aa_recover_tail(fd, st.path, sb.st_size, &st.start, &pos, &valid_end, err))
 		goto fail_fd;
 	if (valid_end < sb.st_size)
 	{
@@ -1206,7 +462,7 @@ start_file(const char *name, pg_time_t now, char **err)
 		*err = pstrdup("audit.log_directory is empty");
 		return START_FAILED;
 	}
-	if (!ensure_directory(aa_log_directory, err))
+	if (!aa_ensure_directory(aa_log_directory, err))
 		return START_FAILED;
 	path = psprintf("%s/%s", aa_log_directory, name);
 	if (strchr(path, '\n') != NULL)
@@ -1265,7 +521,7 @@ start_file(const char *name, pg_time_t now, char **err)
 		*err = psprintf("could not fsync audit stream file \"%s\": %m", path);
 		goto fail;
 	}
-	if (!fsync_path(aa_log_directory, true, err))
+	if (!aa_fsync_path(aa_log_directory, true, err))
 		goto fail;
 
 	st.path = path;
@@ -1273,7 +529,7 @@ start_file(const char *name, pg_time_t now, char **err)
 	st.pattern = aa_log_filename;
 	st.started = now;
 	st.start = cur_pos;
-	if (!write_state(&st, err))
+	if (!aa_state_write(&st, err))
 		goto fail;
 
 	ReserveExternalFD();

@@ -17,6 +17,7 @@
 #include "access/xlogreader.h"
 #include "datatype/timestamp.h"
 #include "nodes/pg_list.h"
+#include "pgtime.h"
 #include "storage/fd.h"
 #include "storage/latch.h"
 
@@ -124,8 +125,31 @@ extern bool aa_stream_needs_reopen(void);
 extern void aa_stream_close(void);
 extern const char *aa_stream_current_file(void);
 extern uint64 aa_stream_bytes_written(void);
-extern bool aa_is_hash_hex(const char *s);
-extern void aa_chain_hash(const char *prev_hash, const char *text, size_t len,
-						  char *hex);
+
+
+/* stream_state.c: the state file and durable-file helpers */
+#define AA_STATE_FILE		AA_STATE_DIR "/stream_state"
+#define AA_STATE_TMP_FILE	AA_STATE_DIR "/stream_state.tmp"
+
+/* What the state file says: the current file and where it started. */
+typedef struct StreamState
+{
+	char	   *path;			/* the current file, as opened */
+	char	   *directory;		/* audit.log_directory it was started under */
+	char	   *pattern;		/* audit.log_filename it was started under */
+	pg_time_t	started;		/* when it was started (for rotation_age) */
+	AAStreamPos start;			/* stream position when it was started */
+} StreamState;
+
+extern bool aa_state_read(StreamState *st, bool *found, char **err);
+extern bool aa_state_write(const StreamState *st, char **err);
+extern bool aa_fsync_path(const char *path, bool isdir, char **err);
+extern bool aa_ensure_directory(const char *dir, char **err);
+extern bool aa_write_all(int fd, const char *data, size_t len);
+
+/* stream_recover.c: the position from the current file's last lines */
+extern bool aa_recover_tail(int fd, const char *path, off_t size,
+							const AAStreamPos *start, AAStreamPos *pos,
+							off_t *valid_end, char **err);
 
 #endif							/* AA_WRITER_H */

@@ -239,7 +239,7 @@ $copy = copy_stream();
 (my $first_base = $files[0]) =~ s{.*/}{};
 unlink("$copy/$first_base") or die "unlink: $!";
 expect_broken($copy, 1,
-	qr/^problem: .*:1: stream incomplete at the start: the first event is seq \d+/m,
+	qr/^problem: .*:1: seq \d+: the stream does not start at seq 1: events 1\.\.\d+ missing/m,
 	'deleted first file');
 
 # --- a partially written last line -------------------------------------
@@ -282,7 +282,7 @@ command_checks_all(
 	2, [qr/^$/], [qr/could not open directory/],
 	'missing directory: exit 2');
 command_checks_all([ $tool, '--bogus', $dir ],
-	2, [qr/^$/], [qr/unknown option/], 'unknown option: exit 2');
+	2, [qr/^$/], [qr/unrecognized option/], 'unknown option: exit 2');
 command_ok([ $tool, '--help' ], '--help: exit 0');
 
 done_testing();

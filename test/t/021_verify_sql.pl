@@ -132,7 +132,7 @@ tamper_case(
 		write_lines($f1, @l);
 	},
 	$s1 + 1,
-	qr/\Q$f1base\E line 2 .*hash does not match the line's text: the line was edited/);
+	qr/\Q$f1base\E:2: seq @{[$s1 + 1]}: hash mismatch: .*\(line edited\)/);
 
 # 2. a line edited and its hash recomputed: the next line's prev_hash breaks
 tamper_case(
@@ -149,7 +149,7 @@ tamper_case(
 		write_lines($f1, @l);
 	},
 	$s1 + 1,
-	qr/\Q$f1base\E line 2 \(seq @{[$s1 + 1]}\): prev_hash is not the hash of seq $s1/);
+	qr/\Q$f1base\E:2: seq @{[$s1 + 1]}: prev_hash is [0-9a-f]{64}, but the hash of seq $s1 is [0-9a-f]{64} \(chain broken\)/);
 
 # 3. a line deleted (the first of file 2)
 tamper_case(
@@ -160,7 +160,7 @@ tamper_case(
 		write_lines($f2, @l);
 	},
 	$s2,
-	qr/\Q$f2base\E line 1: seq @{[$s2 + 1]} where seq $s2 should be: 1 event\(s\) missing/);
+	qr/\Q$f2base\E:1: seq @{[$s2 + 1]}: seq gap: expected seq $s2 after seq @{[$s2 - 1]}, event $s2 missing \(a file missing, or lines deleted or reordered\)/);
 
 # 4. a line inserted: the first line of file 1 repeated after itself
 tamper_case(
@@ -171,7 +171,7 @@ tamper_case(
 		write_lines($f1, @l);
 	},
 	$s1 + 1,
-	qr/\Q$f1base\E line 2: seq $s1 where seq @{[$s1 + 1]} should be: a line repeated, inserted or moved/);
+	qr/\Q$f1base\E:2: seq $s1: seq repeated or out of order: expected seq @{[$s1 + 1]} after seq $s1 \(line inserted or lines reordered\)/);
 
 # 5. two lines swapped
 tamper_case(
@@ -182,14 +182,14 @@ tamper_case(
 		write_lines($f1, @l);
 	},
 	$s1,
-	qr/\Q$f1base\E line 1: seq @{[$s1 + 1]} where seq $s1 should be: 1 event\(s\) missing \(a line deleted or moved, or a file missing before this one\)/);
+	qr/\Q$f1base\E:1: seq @{[$s1 + 1]}: seq gap: expected seq $s1 after seq @{[$s1 - 1]}, event $s1 missing \(a file missing, or lines deleted or reordered\)/);
 
 # 6. a file in the middle removed: file 2 now starts where file 1 did
 tamper_case(
 	'missing middle file',
 	sub { unlink($f1) or die "unlink $f1: $!"; },
 	$s1,
-	qr/\Q$f2base\E line 1: seq $s2 where seq $s1 should be: @{[$s2 - $s1]} event\(s\) missing .*a file missing before this one/);
+	qr/\Q$f2base\E:1: seq $s2: seq gap: expected seq $s1 after seq @{[$s1 - 1]}, events? $s1(\.\.\d+)? missing \(a file missing/);
 
 # 7. a middle file ending in half a line: its last event is torn
 tamper_case(
@@ -200,14 +200,14 @@ tamper_case(
 		write_lines($f1, @l);
 	},
 	$s2 - 1,
-	qr/file \Q$f1base\E ends with an incomplete line \(after seq @{[$s2 - 2]}\)/);
+	qr/\Q$f1base\E:\d+: incomplete line \(no trailing newline, \d+ bytes\) at the end of a file that is not the last/);
 
 # 8. the first file removed: the stream does not start at seq 1
 tamper_case(
 	'missing first file',
 	sub { unlink($files[0]) or die "unlink: $!"; },
 	1,
-	qr/the stream does not start at seq 1: @{[$s1 - 1]} event\(s\) missing .*the first file missing/);
+	qr/:1: seq $s1: the stream does not start at seq 1: events 1\.\.@{[$s1 - 1]} missing \(the first file missing/);
 
 # Restored, the stream is intact again.
 $node->start;

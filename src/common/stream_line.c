@@ -1,0 +1,322 @@
+/*-------------------------------------------------------------------------
+ *
+ * stream_line.c
+ *		Parsing and checking the lines of the delivered stream: the one
+ *		definition of a line (see stream_format.h) that the writer's
+ *		recovery, the SQL readers, verify() and the offline tool share.
+ *
+ * A line is parsed from its end: the fixed-size chain suffix, then
+ * committed_at, lsn and seq right before it, exactly as the writer formats
+ * them; nothing of the event itself is parsed.  So aa_line_parse() may be
+ * given only the last bytes of a long line (recovery reads no more than
+ * that), and a key named "seq" or "prev_hash" inside the event changes
+ * nothing.
+ *
+ * The chain check (aa_chain_*) holds the rules of SPEC section 6 and the
+ * wording of every verdict, so that verify() and activity_audit_verify can
+ * only ever agree.
+ *
+ * No PostgreSQL headers: tools/activity_audit_verify links this file too.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/sha256.h"
+#include "common/stream_line.h"
+
+#define LIT_LEN(lit)	(sizeof(lit) - 1)
+
+/* A stored hash: exactly 64 lowercase hex digits. */
+bool
+aa_is_hash_hex(const char *s)
+{
+	int			i;
+
+	for (i = 0; i < AA_HASH_HEX_LEN; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return true;
+}
+
+/* The value of one hex digit, or -1. */
+static int
+hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Parse "X/X" as pg_lsn prints it (1 to 8 hex digits each); end is set past it. */
+bool
+aa_parse_lsn(const char *s, uint64_t *lsn, const char **end)
+{
+	uint64_t	half[2] = {0, 0};
+	int			h;
+
+	for (h = 0; h < 2; h++)
+	{
+		int			n;
+
+		for (n = 0; n < 8 && hex_value(*s) >= 0; n++, s++)
+			half[h] = half[h] * 16 + hex_value(*s);
+		if (n == 0 || (h == 0 && *s++ != '/'))
+			return false;
+	}
+	*lsn = (half[0] << 32) | half[1];
+	*end = s;
+	return true;
+}
+
+/* Parse a decimal uint64 without sign or overflow; end is set past it. */
+bool
+aa_parse_uint64(const char *s, uint64_t *value, const char **end)
+{
+	uint64_t	v = 0;
+	const char *p = s;
+
+	while (*p >= '0' && *p <= '9')
+	{
+		if (v > (UINT64_MAX - (uint64_t) (*p - '0')) / 10)
+			return false;
+		v = v * 10 + (uint64_t) (*p - '0');
+		p++;
+	}
+	if (p == s)
+		return false;
+	*value = v;
+	*end = p;
+	return true;
+}
+
+/*
+ * Parse the keys the writer adds at the end of a line (text, len: the line
+ * without its newline, or only its last bytes).  false when the end is not
+ * exactly the form of stream_format.h.
+ */
+bool
+aa_line_parse(const char *text, size_t len, AALine *line)
+{
+	const char *end = text + len;
+	const char *s;
+	const char *p;
+	const char *ca;
+	const char *digits;
+	uint64_t	seq;
+	uint64_t	lsn;
+
+	if (len < (size_t) AA_CHAIN_SUFFIX_LEN + LIT_LEN(AA_COMMITTED_AT_KEY) +
+		AA_UTC_LEN + LIT_LEN(AA_LSN_KEY) + LIT_LEN(AA_SEQ_KEY) + 6)
+		return false;
+
+	/* ,"prev_hash":"<64>","hash":"<64>"} */
+	s = end - AA_CHAIN_SUFFIX_LEN;
+	if (memcmp(s, AA_PREV_HASH_KEY, LIT_LEN(AA_PREV_HASH_KEY)) != 0)
+		return false;
+	p = s + LIT_LEN(AA_PREV_HASH_KEY);
+	if (!aa_is_hash_hex(p) ||
+		memcmp(p + AA_HASH_HEX_LEN, AA_HASH_KEY, LIT_LEN(AA_HASH_KEY)) != 0)
+		return false;
+	line->prev_hash = p;
+	p += AA_HASH_HEX_LEN + LIT_LEN(AA_HASH_KEY);
+	if (!aa_is_hash_hex(p) || p[AA_HASH_HEX_LEN] != '"' ||
+		p[AA_HASH_HEX_LEN + 1] != '}')
+		return false;
+	line->hash = p;
+
+	/* ","committed_at":"<27>" right before it */
+	if (s[-1] != '"')
+		return false;
+	ca = s - 1 - AA_UTC_LEN;
+	p = ca - LIT_LEN(AA_COMMITTED_AT_KEY);
+	if (memcmp(p, AA_COMMITTED_AT_KEY, LIT_LEN(AA_COMMITTED_AT_KEY)) != 0)
+		return false;
+	line->committed_at = ca;
+
+	/* ,"lsn":"X/X right before that: walk back over the LSN's characters */
+	{
+		const char *lsn_end = p;
+		const char *q = lsn_end;
+		const char *after;
+
+		while (q > text && (hex_value(q[-1]) >= 0 || q[-1] == '/') &&
+			   lsn_end - q <= 17)
+			q--;
+		if (q - text < (ptrdiff_t) LIT_LEN(AA_LSN_KEY) ||
+			memcmp(q - LIT_LEN(AA_LSN_KEY), AA_LSN_KEY, LIT_LEN(AA_LSN_KEY)) != 0 ||
+			!aa_parse_lsn(q, &lsn, &after) || after != lsn_end)
+			return false;
+		p = q - LIT_LEN(AA_LSN_KEY);
+	}
+
+	/* "seq":<digits> right before that, after ',' or the object's '{' */
+	digits = p;
+	while (digits > text && digits[-1] >= '0' && digits[-1] <= '9' && p - digits <= 20)
+		digits--;
+	if (digits == p || digits - text < (ptrdiff_t) LIT_LEN(AA_SEQ_KEY) + 1 ||
+		memcmp(digits - LIT_LEN(AA_SEQ_KEY), AA_SEQ_KEY, LIT_LEN(AA_SEQ_KEY)) != 0)
+		return false;
+	{
+		char		before = digits[-(ptrdiff_t) LIT_LEN(AA_SEQ_KEY) - 1];
+		const char *after;
+
+		if ((before != ',' && before != '{') ||
+			!aa_parse_uint64(digits, &seq, &after) || after != p)
+			return false;
+	}
+	line->seq = seq;
+	line->lsn = lsn;
+	line->hashed_len = len - AA_CHAIN_SUFFIX_LEN;
+	return true;
+}
+
+/*
+ * Whether a directory entry's name is a stream file: <something>.jsonl.  A
+ * name that is only the suffix is a hidden file, never made by the writer.
+ * (Whether it is a regular file is for the caller to check.)
+ */
+bool
+aa_is_stream_file_name(const char *name)
+{
+	size_t		len = strlen(name);
+	size_t		slen = LIT_LEN(AA_STREAM_FILE_SUFFIX);
+
+	return len > slen && strcmp(name + len - slen, AA_STREAM_FILE_SUFFIX) == 0;
+}
+
+/* Start checking a stream from its beginning. */
+void
+aa_chain_init(AAChainCheck *c)
+{
+	memset(c, 0, sizeof(*c));
+	memcpy(c->prev_hash, AA_ZERO_HASH, AA_HASH_HEX_LEN + 1);
+}
+
+/* Record the first problem; later ones are not reported. */
+static void chain_fail(AAChainCheck *c, const char *file, int64_t lineno,
+					   const char *fmt,...)
+			__attribute__((format(printf, 4, 5)));
+
+static void
+chain_fail(AAChainCheck *c, const char *file, int64_t lineno,
+		   const char *fmt,...)
+{
+	va_list		ap;
+	int			n;
+
+	if (c->broken)
+		return;
+	n = snprintf(c->detail, sizeof(c->detail), "%s:%" PRId64 ": ", file, lineno);
+	if (n < 0 || (size_t) n >= sizeof(c->detail))
+		n = 0;
+	va_start(ap, fmt);
+	vsnprintf(c->detail + n, sizeof(c->detail) - n, fmt, ap);
+	va_end(ap);
+	c->broken = true;
+	c->first_bad_seq = c->last_seq + 1;
+}
+
+/*
+ * Check the next complete line of the stream (without its newline): line
+ * lineno (from 1) of file.  true when it is the next link of the chain.
+ * After the first problem every line is rejected without a new verdict.
+ */
+bool
+aa_chain_line(AAChainCheck *c, const char *file, int64_t lineno,
+			  const char *text, size_t len)
+{
+	AALine		line;
+	char		computed[AA_HASH_HEX_LEN + 1];
+	uint64_t	want = c->last_seq + 1;
+
+	if (c->broken)
+		return false;
+	if (len == 0)
+	{
+		chain_fail(c, file, lineno, "empty line");
+		return false;
+	}
+	if (!aa_line_parse(text, len, &line))
+	{
+		chain_fail(c, file, lineno,
+				   "not a stream line: it does not end with the \"seq\", \"lsn\", "
+				   "\"committed_at\", \"prev_hash\" and \"hash\" keys");
+		return false;
+	}
+
+	/* the line's own hash: catches any edit of its text */
+	aa_sha256_hex_prefixed(line.prev_hash, AA_HASH_HEX_LEN, text,
+						   line.hashed_len, computed);
+	if (memcmp(computed, line.hash, AA_HASH_HEX_LEN) != 0)
+	{
+		chain_fail(c, file, lineno,
+				   "seq %" PRIu64 ": hash mismatch: the line says %.64s, its text "
+				   "hashes to %.64s (line edited)", line.seq, line.hash, computed);
+		return false;
+	}
+
+	/* its place in the stream */
+	if (line.seq != want)
+	{
+		if (c->last_seq == 0)
+			chain_fail(c, file, lineno,
+					   "seq %" PRIu64 ": the stream does not start at seq 1: "
+					   "events 1..%" PRIu64 " missing (the first file missing, "
+					   "or lines deleted)", line.seq, line.seq - 1);
+		else if (line.seq > want)
+			chain_fail(c, file, lineno,
+					   "seq %" PRIu64 ": seq gap: expected seq %" PRIu64 " after seq %"
+					   PRIu64 ", event%s %" PRIu64 "%s missing (%s)",
+					   line.seq, want, c->last_seq,
+					   line.seq == want + 1 ? "" : "s", want,
+					   line.seq == want + 1 ? "" : "..", 
+					   lineno == 1 ? "a file missing, or lines deleted or reordered" :
+					   "lines deleted or reordered");
+		else
+			chain_fail(c, file, lineno,
+					   "seq %" PRIu64 ": seq repeated or out of order: expected seq %"
+					   PRIu64 " after seq %" PRIu64 " (line inserted or lines reordered)",
+					   line.seq, want, c->last_seq);
+		return false;
+	}
+	if (memcmp(line.prev_hash, c->prev_hash, AA_HASH_HEX_LEN) != 0)
+	{
+		if (want == 1)
+			chain_fail(c, file, lineno,
+					   "seq 1: prev_hash is %.64s, expected 64 zeros for the first "
+					   "event of the stream", line.prev_hash);
+		else
+			chain_fail(c, file, lineno,
+					   "seq %" PRIu64 ": prev_hash is %.64s, but the hash of seq %"
+					   PRIu64 " is %.64s (chain broken)",
+					   line.seq, line.prev_hash, c->last_seq, c->prev_hash);
+		return false;
+	}
+
+	memcpy(c->prev_hash, line.hash, AA_HASH_HEX_LEN);
+	c->last_seq = line.seq;
+	c->verified++;
+	return true;
+}
+
+/*
+ * A file other than the last ends with bytes after its last newline: a
+ * line that was cut, since the writer only leaves a file after completing
+ * its lines (in the last file it may be a line still being written).
+ */
+void
+aa_chain_incomplete_file(AAChainCheck *c, const char *file, int64_t lineno,
+						 size_t bytes)
+{
+	chain_fail(c, file, lineno,
+			   "incomplete line (no trailing newline, %zu bytes) at the end of "
+			   "a file that is not the last", bytes);
+}

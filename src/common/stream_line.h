@@ -1,0 +1,65 @@
+/*-------------------------------------------------------------------------
+ *
+ * stream_line.h
+ *		One line of the delivered stream, parsed and checked: the single
+ *		definition that the writer's recovery, the SQL readers, verify()
+ *		and the offline tool share (stream_line.c).
+ *
+ * Plain C with no PostgreSQL headers, so that tools/activity_audit_verify
+ * links it too.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef AA_STREAM_LINE_H
+#define AA_STREAM_LINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/stream_format.h"
+
+/*
+ * What the end of a line holds.  Offsets are from the start of the text
+ * given to aa_line_parse().
+ */
+typedef struct AALine
+{
+	uint64_t	seq;
+	uint64_t	lsn;			/* commit LSN, as 64 bits */
+	const char *committed_at;	/* AA_UTC_LEN characters */
+	const char *prev_hash;		/* AA_HASH_HEX_LEN characters */
+	const char *hash;			/* AA_HASH_HEX_LEN characters */
+	size_t		hashed_len;		/* bytes the hash covers (before ,"prev_hash") */
+} AALine;
+
+extern bool aa_is_hash_hex(const char *s);
+extern bool aa_parse_lsn(const char *s, uint64_t *lsn, const char **end);
+extern bool aa_parse_uint64(const char *s, uint64_t *value, const char **end);
+extern bool aa_line_parse(const char *text, size_t len, AALine *line);
+extern bool aa_is_stream_file_name(const char *name);
+
+/*
+ * The chain check of a whole stream, fed its lines in order.  The first
+ * problem is kept (broken, first_bad_seq, detail) and every later line is
+ * only counted: events 1 .. first_bad_seq - 1 are proven intact.
+ */
+#define AA_CHAIN_DETAIL_LEN 512
+
+typedef struct AAChainCheck
+{
+	uint64_t	verified;		/* lines proven to be links of the chain */
+	uint64_t	last_seq;		/* seq of the last verified line; 0: none */
+	char		prev_hash[AA_HASH_HEX_LEN + 1];
+	bool		broken;
+	uint64_t	first_bad_seq;
+	char		detail[AA_CHAIN_DETAIL_LEN];
+} AAChainCheck;
+
+extern void aa_chain_init(AAChainCheck *c);
+extern bool aa_chain_line(AAChainCheck *c, const char *file, int64_t lineno,
+						  const char *text, size_t len);
+extern void aa_chain_incomplete_file(AAChainCheck *c, const char *file,
+									 int64_t lineno, size_t bytes);
+
+#endif							/* AA_STREAM_LINE_H */

@@ -1,0 +1,83 @@
+/*-------------------------------------------------------------------------
+ *
+ * verify.c
+ *		activity_audit.verify(): the hash chain of the whole stream,
+ *		checked from SQL (SPEC section 6).
+ *
+ * The rules and the wording of every verdict are common/stream_line.c's,
+ * shared with the offline tool activity_audit_verify, so both always give
+ * the same verdict on the same directory.  This file only feeds it the
+ * lines of the files, in order.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "funcapi.h"
+#include "utils/builtins.h"
+
+#include "common/stream_line.h"
+#include "reader/reader.h"
+
+PG_FUNCTION_INFO_V1(activity_audit_verify);
+
+/*
+ * activity_audit.verify(): recompute the hash chain over every file of the
+ * stream and report the first line that breaks it.
+ *
+ * first_bad_seq is the seq the first failing line should have had: every
+ * event before it is proven intact.  events counts every complete line of
+ * every file (also those after a break).
+ */
+Datum
+activity_audit_verify(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	LineReader	r;
+	AAChainCheck chain;
+	int64		events = 0;
+	char	   *line;
+	size_t		len;
+	Datum		values[4];
+	bool		nulls[4] = {false, false, false, false};
+
+	InitMaterializedSRF(fcinfo, 0);
+	aa_reader_init(&r);
+	aa_chain_init(&chain);
+
+	for (;;)
+	{
+		if (r.fd >= 0 && aa_reader_line_in_file(&r, &line, &len))
+		{
+			events++;
+			(void) aa_chain_line(&chain, r.files[r.fileno], r.lineno, line, len);
+			continue;
+		}
+		/* a file other than the last must end with a newline */
+		if (r.fd >= 0 && r.partial && r.fileno < r.nfiles - 1)
+			aa_chain_incomplete_file(&chain, r.files[r.fileno], r.lineno + 1,
+									 r.end - r.start);
+		if (!aa_reader_next_file(&r))
+			break;
+	}
+	aa_reader_close_file(&r);
+
+	values[0] = BoolGetDatum(!chain.broken);
+	values[1] = Int64GetDatum(events);
+	if (chain.broken)
+	{
+		values[2] = Int64GetDatum((int64) chain.first_bad_seq);
+		values[3] = CStringGetTextDatum(chain.detail);
+	}
+	else
+	{
+		nulls[2] = true;
+		if (events == 0)
+			values[3] = CStringGetTextDatum(r.nfiles == 0 ? "no audit files" : "no events");
+		else
+			values[3] = CStringGetTextDatum(psprintf("seq 1 to " UINT64_FORMAT " intact in %d file(s)",
+													 (uint64) chain.last_seq, r.nfiles));
+	}
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	return (Datum) 0;
+}
