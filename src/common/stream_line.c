@@ -272,14 +272,21 @@ aa_chain_line(AAChainCheck *c, const char *file, int64_t lineno,
 					   "events 1..%" PRIu64 " missing (the first file missing, "
 					   "or lines deleted)", line.seq, line.seq - 1);
 		else if (line.seq > want)
+		{
+			char		missing[64];
+
+			if (line.seq == want + 1)
+				snprintf(missing, sizeof(missing), "event %" PRIu64, want);
+			else
+				snprintf(missing, sizeof(missing), "events %" PRIu64 "..%" PRIu64,
+						 want, line.seq - 1);
 			chain_fail(c, file, lineno,
 					   "seq %" PRIu64 ": seq gap: expected seq %" PRIu64 " after seq %"
-					   PRIu64 ", event%s %" PRIu64 "%s missing (%s)",
-					   line.seq, want, c->last_seq,
-					   line.seq == want + 1 ? "" : "s", want,
-					   line.seq == want + 1 ? "" : "..", 
+					   PRIu64 ", %s missing (%s)",
+					   line.seq, want, c->last_seq, missing,
 					   lineno == 1 ? "a file missing, or lines deleted or reordered" :
 					   "lines deleted or reordered");
+		}
 		else
 			chain_fail(c, file, lineno,
 					   "seq %" PRIu64 ": seq repeated or out of order: expected seq %"
