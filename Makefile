@@ -11,6 +11,7 @@ OBJS = \
 	src/activity_audit.o \
 	src/context.o \
 	src/json_value.o \
+	src/json_number.o \
 	src/relinfo.o \
 	src/event.o \
 	src/capture.o \

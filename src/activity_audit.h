@@ -84,7 +84,8 @@ typedef enum AAJsonCategory
 	AAJ_INT8,					/* int8: digits */
 	AAJ_BOOL,					/* true / false */
 	AAJ_TEXT,					/* text, varchar, char: the stored string */
-	AAJ_NUMERIC,				/* float/numeric: number if valid, else string */
+	AAJ_NUMERIC,				/* numeric: number if valid, else string */
+	AAJ_FLOAT,					/* float4/float8: as numeric_in reads the text */
 	AAJ_DATETIME,				/* date, timestamp, timestamptz: ISO string */
 	AAJ_JSON,					/* json text, embedded compactly */
 	AAJ_JSONB,					/* jsonb, embedded compactly */
@@ -99,6 +100,7 @@ typedef struct AAValueOut
 	AAJsonCategory category;
 	Oid			typid;			/* the type, domains resolved */
 	FmgrInfo	func;			/* output function, or the cast to json */
+	bool		has_float;		/* is or contains a float (json_number.c) */
 	/* arrays */
 	Oid			elemtype;
 	int16		elmlen;
@@ -130,6 +132,10 @@ extern bool aa_json_valid(char *json, char **detail);
 
 #define AA_UTC_TEXT_LEN		27	/* YYYY-MM-DDTHH:MM:SS.ffffffZ */
 extern void aa_format_utc(TimestampTz ts, char *out);
+
+/* json_number.c: floats as to_jsonb() writes them */
+extern void aa_json_float(StringInfo buf, const char *str, int len);
+extern bool aa_value_same_json(AAValueOut *vo, Datum a, Datum b);
 
 /* relinfo.c: what the trigger knows about one audited relation */
 typedef struct AAColumn
