@@ -156,6 +156,8 @@ typedef struct AARelInfo
 	Oid			tgoid;			/* hash key: the trigger, hence its args */
 	Oid			relid;
 	bool		valid;			/* false once an invalidation arrives */
+	bool		building;		/* build_entry() is filling it in */
+	bool		build_stale;	/* an invalidation arrived meanwhile */
 	MemoryContext mcxt;			/* owns everything below */
 	int			natts;
 	AAColumn   *cols;			/* indexed by attnum - 1 */
