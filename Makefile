@@ -14,6 +14,7 @@ OBJS = \
 	src/common/stream_line.o \
 	src/guc.o \
 	src/capture/json_value.o \
+	src/capture/json_number.o \
 	src/capture/relinfo.o \
 	src/capture/event.o \
 	src/capture/capture.o \
@@ -40,7 +41,7 @@ PG_CPPFLAGS = -I$(srcdir)/src
 REGRESS = setup track context values capture ddl partition truncate writer reader
 REGRESS_OPTS = --temp-instance=tmp_regress --temp-config=$(srcdir)/test/regress.conf
 
-ISOLATION = concurrent_ddl commit_order twophase concurrent_writers
+ISOLATION = concurrent_ddl commit_order twophase concurrent_writers inval_during_build
 ISOLATION_OPTS = --temp-instance=tmp_isolation --temp-config=$(srcdir)/test/regress.conf \
 	--inputdir=$(srcdir)/test/isolation
 

@@ -7,8 +7,10 @@
 -- For each type family there is an untracked source table src_<family>
 -- holding the test rows and a tracked copy v_<family> with the same columns.
 -- The events are collected into vals_ev and compared with to_jsonb() of the
--- rows they describe: as jsonb (same) and as jsonb text (same_text), the
--- latter also catching numeric scale differences such as 1.50 vs 1.5.
+-- rows they describe: as jsonb (same) and as text (same_text).  same_text
+-- compares the event's own text, not its jsonb parse (which would turn
+-- 1e+300 and -0 into the numeric that to_jsonb prints), so it catches
+-- numbers written in another form (1e+300, -0, 1.50 vs 1.5).
 --
 
 -- start from an empty slot whatever earlier tests left
@@ -30,6 +32,25 @@ CREATE FUNCTION vals_grab(p text) RETURNS bigint LANGUAGE sql AS $$
   SELECT count(*) FROM ins
 $$;
 CREATE TABLE vals_fam (ord int PRIMARY KEY, fam text);
+
+-- JSON text in one canonical form, to compare an event's text with
+-- to_jsonb()'s: numbers exactly as written, strings re-encoded, object
+-- keys sorted and, like jsonb, the last of duplicate keys kept, no spaces.
+CREATE FUNCTION vals_canon(j json) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE json_typeof(j)
+    WHEN 'object' THEN
+      '{' || coalesce((SELECT string_agg(to_json(o.key)::text || ':' || vals_canon(o.value), ','
+                                         ORDER BY o.key COLLATE "C")
+                         FROM (SELECT DISTINCT ON (key) key, value
+                                 FROM json_each(j) WITH ORDINALITY x(key, value, n)
+                                ORDER BY key, n DESC) o), '') || '}'
+    WHEN 'array' THEN
+      '[' || coalesce((SELECT string_agg(vals_canon(a.value), ',' ORDER BY a.n)
+                         FROM json_array_elements(j) WITH ORDINALITY a(value, n)), '') || ']'
+    WHEN 'string' THEN to_json(j #>> '{}')::text
+    ELSE j::text
+  END
+$$;
 
 --
 -- The type families.
@@ -56,6 +77,34 @@ INSERT INTO src_num VALUES
   (7, -1e100, 1234567.000, 16777217, 0.1::float8 + 0.2),
   (8, 0, -0.5, 1.17549435e-38, 5e-324),
   (9, NULL, NULL, NULL, NULL);
+
+-- floats at their extremes, which their output functions write in exponent
+-- form: to_jsonb reads that text as a numeric and prints every digit
+-- (1e+308 as 309 digits, denormals with all their leading zeros), and -0
+-- as 0; plain values keep their text.  Also in arrays, in a composite and
+-- through a domain.  Rows 6 and 7 differ only in the sign of their zeros.
+CREATE TYPE vals_fpair AS (f4 float4, f8 float8, fa float8[]);
+CREATE DOMAIN vals_fdom AS float8;
+CREATE TABLE src_flt (id int PRIMARY KEY, f4 float4, f8 float8, fd vals_fdom, f4a float4[], f8a float8[],
+                      fp vals_fpair);
+INSERT INTO src_flt VALUES
+  (1, 3.4e38, 1e308, 1.7976931348623157e308, '{3.4e38,-3.4028235e38}', '{1e308,-1e308}',
+      ROW(3.4e38, 1e308, '{1.7976931348623157e308}')),
+  (2, 1.17549e-38, 1e-308, 2.2250738585072014e-308, '{1.17549e-38,1.1754944e-38}', '{1e-308,-2.2250738585072014e-308}',
+      ROW(1.17549e-38, 1e-308, '{1e-308}')),
+  (3, 1e-45, -1.5e-320, 5e-324, '{1e-45,-1.4e-45}', '{-1.5e-320,5e-324}',
+      ROW(1e-45, -1.5e-320, '{-1.5e-320}')),
+  (4, 1e-7, 1.2345678901234e+200, 1e-7, '{1e-7,1e-5,0.0001}', '{1.2345678901234e+200,1e-7}',
+      ROW(1e-7, 1.2345678901234e+200, '{1e-5}')),
+  (5, 1.5e16, 1.5e16, 123456789012345678, '{1.5e16,123456789012345678}', '{1.5e16,123456789012345678}',
+      ROW(123456789012345678, 123456789012345678, '{1.5e+16}')),
+  (6, '-0', '-0', '-0', '{-0,0}', '{-0,-0}', ROW('-0', '-0', '{-0}')),
+  (7, 0, 0, 0, '{0,0}', '{0,0}', ROW(0, 0, '{0}')),
+  (8, 'NaN', 'NaN', 'Infinity', '{NaN,Infinity,-Infinity,NULL}', '{NaN,-Infinity,NULL}',
+      ROW('NaN', '-Infinity', '{Infinity}')),
+  (9, 1.5, -2.25, 100000, '{{1.5,2},{-0.5,0.25}}', '{{1.1,0.30000000000000004},{1e21,1e-300}}',
+      ROW(0.1, 0.1, '{}')),
+  (10, NULL, NULL, NULL, NULL, NULL, NULL);
 
 CREATE TABLE src_bool (id int PRIMARY KEY, b boolean);
 INSERT INTO src_bool VALUES (1, true), (2, false), (3, NULL);
@@ -209,7 +258,8 @@ INSERT INTO src_names VALUES (1, 1, 'e', 'b', 'n', true), (2, NULL, NULL, NULL, 
 
 INSERT INTO vals_fam VALUES
   (1, 'int'), (2, 'num'), (3, 'bool'), (4, 'text'), (5, 'bytea'), (6, 'dt'), (7, 'misc'),
-  (8, 'json'), (9, 'arr'), (10, 'enum'), (11, 'dom'), (12, 'comp'), (13, 'range'), (14, 'names');
+  (8, 'json'), (9, 'arr'), (10, 'enum'), (11, 'dom'), (12, 'comp'), (13, 'range'), (14, 'names'),
+  (15, 'flt');
 
 -- The tracked copies.  v_comp gets a dropped column before its live ones.
 CREATE TABLE v_int (LIKE src_int INCLUDING ALL);
@@ -227,6 +277,7 @@ CREATE TABLE v_comp (id int PRIMARY KEY, gone int, p vals_pair, o vals_outer, ri
 ALTER TABLE v_comp DROP COLUMN gone;
 CREATE TABLE v_range (LIKE src_range INCLUDING ALL);
 CREATE TABLE v_names (LIKE src_names INCLUDING ALL);
+CREATE TABLE v_flt (LIKE src_flt INCLUDING ALL);
 
 SELECT activity_audit.track('v_int');
 SELECT activity_audit.track('v_num');
@@ -242,6 +293,7 @@ SELECT activity_audit.track('v_dom');
 SELECT activity_audit.track('v_comp');
 SELECT activity_audit.track('v_range');
 SELECT activity_audit.track('v_names');
+SELECT activity_audit.track('v_flt');
 
 --
 -- Checking machinery.
@@ -256,7 +308,7 @@ BEGIN
   RETURN QUERY EXECUTE format($q$
     SELECT vals_row.id, count(e.n),
            bool_and(e.event->'instance_repr' = to_jsonb(vals_row)),
-           bool_and((e.event->'instance_repr')::text = to_jsonb(vals_row)::text)
+           bool_and(vals_canon(e.raw::json->'instance_repr') = vals_canon(to_jsonb(vals_row)::json))
       FROM %I vals_row
       LEFT JOIN vals_ev e
         ON e.phase = %L AND e.event->>'event_type' = %L AND e.event->>'table' = %L
@@ -282,15 +334,17 @@ $$;
 -- of src_<fam> row id to those of another source row, so the old row is
 -- src_<fam> row id and the new row is v_<fam> row id.  Checked: one event
 -- per row that changed; instance_repr is to_jsonb(new row); changes lists
--- exactly the columns whose value changed (by their text); each entry has
--- old = to_jsonb(old)->col and new = to_jsonb(new)->col.
+-- exactly the columns whose to_jsonb() text changed (so a float going from
+-- -0 to 0, both 0 in to_jsonb, has not changed); each entry has
+-- old = to_jsonb(old)->col and new = to_jsonb(new)->col, as text.
 CREATE FUNCTION vals_changes(p text, fam text)
 RETURNS TABLE(id int, changed int, events bigint, repr_same boolean, keys_ok boolean, old_ok boolean, new_ok boolean)
 LANGUAGE plpgsql AS $$
 DECLARE
   diffs text;
 BEGIN
-  SELECT string_agg(format('(%L, vals_old.%I::text IS DISTINCT FROM vals_new.%I::text)', a.attname, a.attname, a.attname),
+  SELECT string_agg(format('(%L, to_jsonb(vals_old.%I)::text IS DISTINCT FROM to_jsonb(vals_new.%I)::text)',
+                           a.attname, a.attname, a.attname),
                     ', ' ORDER BY a.attnum)
     INTO diffs
     FROM pg_attribute a
@@ -298,13 +352,13 @@ BEGIN
   RETURN QUERY EXECUTE format($q$
     SELECT vals_old.id, cardinality(d.cols), count(e.n),
            bool_and(e.event->'instance_repr' = to_jsonb(vals_new)
-                    AND (e.event->'instance_repr')::text = to_jsonb(vals_new)::text),
+                    AND vals_canon(e.raw::json->'instance_repr') = vals_canon(to_jsonb(vals_new)::json)),
            bool_and(ARRAY(SELECT jsonb_object_keys(e.event->'changes') ORDER BY 1) = d.cols),
-           bool_and(NOT EXISTS (SELECT 1 FROM jsonb_each(e.event->'changes') c
-                                 WHERE (c.value->'old')::text IS DISTINCT FROM (to_jsonb(vals_old)->c.key)::text
-                                    OR NOT c.value ?& '{old,new}' OR (SELECT count(*) FROM jsonb_object_keys(c.value)) <> 2)),
-           bool_and(NOT EXISTS (SELECT 1 FROM jsonb_each(e.event->'changes') c
-                                 WHERE (c.value->'new')::text IS DISTINCT FROM (to_jsonb(vals_new)->c.key)::text))
+           bool_and(NOT EXISTS (SELECT 1 FROM json_each(e.raw::json->'changes') c
+                                 WHERE vals_canon(c.value->'old') IS DISTINCT FROM vals_canon((to_jsonb(vals_old)->c.key)::json)
+                                    OR NOT c.value::jsonb ?& '{old,new}' OR (SELECT count(*) FROM json_object_keys(c.value)) <> 2)),
+           bool_and(NOT EXISTS (SELECT 1 FROM json_each(e.raw::json->'changes') c
+                                 WHERE vals_canon(c.value->'new') IS DISTINCT FROM vals_canon((to_jsonb(vals_new)->c.key)::json)))
       FROM %I vals_old
       JOIN %I vals_new ON vals_new.id = vals_old.id
       CROSS JOIN LATERAL (SELECT ARRAY(SELECT v.c FROM (VALUES %s) v(c, differs)
@@ -366,6 +420,7 @@ SELECT * FROM vals_show('A', 'CREATE', 'v_arr');
 SELECT * FROM vals_show('A', 'CREATE', 'v_enum');
 SELECT * FROM vals_show('A', 'CREATE', 'v_comp');
 SELECT * FROM vals_show('A', 'CREATE', 'v_names');
+SELECT * FROM vals_show('A', 'CREATE', 'v_flt');
 
 --
 -- Phase B: other formatting settings.  to_jsonb follows them for floats,
@@ -403,6 +458,7 @@ SELECT * FROM vals_show('B', 'CREATE', 'v_dt');
 SELECT * FROM vals_show('B', 'CREATE', 'v_range');
 SELECT * FROM vals_show('B', 'CREATE', 'v_arr');
 SELECT * FROM vals_show('B', 'DELETE', 'v_comp');
+SELECT * FROM vals_show('B', 'CREATE', 'v_flt');
 
 --
 -- Phase C: yet other settings, and UPDATEs: every row takes the values of
@@ -448,8 +504,47 @@ SELECT 'v_' || f.fam AS tbl, count(*) AS nrows, sum(r.events) AS events,
 -- a few changes as written
 SELECT e.event->>'instance_id' AS id, (e.raw::json->'changes')::text AS changes
   FROM vals_ev e
- WHERE e.phase = 'C' AND e.event->>'table' IN ('v_num', 'v_dt')
+ WHERE e.phase = 'C' AND e.event->>'table' IN ('v_num', 'v_dt', 'v_flt')
  ORDER BY e.event->>'table', (e.event->>'instance_id')::int;
+
+--
+-- Phase D: floats whose bytes change while their JSON text does not are
+-- not changes: -0 to 0, a NaN to a NaN of other bits (Infinity - Infinity
+-- gives the processor's default NaN, not the one 'NaN' reads as), and,
+-- with extra_float_digits = 0 (which rounds to 15 digits), two doubles that
+-- print alike.  Row 1's second update and row 4's are real changes.
+--
+RESET extra_float_digits;
+CREATE TABLE v_fupd (id int PRIMARY KEY, f8 float8, f4 float4, fa float8[], fp vals_fpair, note text);
+SELECT activity_audit.track('v_fupd');
+INSERT INTO v_fupd VALUES
+  (1, '-0', '-0', '{-0}', ROW('-0', '-0', '{-0}'), 'a'),
+  (2, 'NaN', 'NaN', '{NaN}', ROW('NaN', 'NaN', '{NaN}'), 'a'),
+  (3, 0.1::float8 + 0.2, 0.1, '{0.30000000000000004}', ROW(0.1, 0.1::float8 + 0.2, NULL), 'a'),
+  (4, 1e20, 1e10, '{1e20}', NULL, 'a');
+SELECT count(*) AS drained FROM audit_raw();
+SELECT float8send('Infinity'::float8 - 'Infinity'::float8) <> float8send('NaN') AS other_nan_f8,
+       float4send('Infinity'::float4 - 'Infinity'::float4) <> float4send('NaN') AS other_nan_f4,
+       0.1::float8 + 0.2 <> 0.3 AS distinct_doubles;
+BEGIN;
+UPDATE v_fupd SET f8 = 0, f4 = 0, fa = '{0}', fp = ROW(0, 0, '{0}') WHERE id = 1;
+UPDATE v_fupd SET f8 = 'Infinity'::float8 - 'Infinity'::float8, f4 = 'Infinity'::float4 - 'Infinity'::float4,
+                  fa = ARRAY['Infinity'::float8 - 'Infinity'::float8],
+                  fp = ROW('Infinity'::float4 - 'Infinity'::float4, 'Infinity'::float8 - 'Infinity'::float8,
+                           ARRAY['Infinity'::float8 - 'Infinity'::float8])
+ WHERE id = 2;
+SET LOCAL extra_float_digits = 0;
+UPDATE v_fupd SET f8 = 0.3, fa = '{0.3}', fp = ROW(0.1, 0.3, NULL) WHERE id = 3;
+UPDATE v_fupd SET f8 = '-0', note = 'b' WHERE id = 1;
+UPDATE v_fupd SET f8 = 2e-20, f4 = '-0' WHERE id = 4;
+INSERT INTO vals_xact SELECT 'D', txid_current(), transaction_timestamp(), clock_timestamp();
+COMMIT;
+SELECT vals_grab('D') AS events;
+SELECT e.event->>'instance_id' AS id, (e.raw::json->'changes')::text AS changes,
+       vals_canon(e.raw::json->'instance_repr') = vals_canon(to_jsonb(v)::json) AS repr_same
+  FROM vals_ev e JOIN v_fupd v ON v.id::text = e.event->>'instance_id'
+ WHERE e.phase = 'D'
+ ORDER BY e.n;
 
 --
 -- Every event: one line of printable ASCII (no raw newline, carriage
@@ -499,15 +594,16 @@ RESET extra_float_digits;
 RESET IntervalStyle;
 RESET bytea_output;
 DROP TABLE v_int, v_num, v_bool, v_text, v_bytea, v_dt, v_misc, v_json, v_arr, v_enum, v_dom,
-           v_comp, v_range, v_names;
+           v_comp, v_range, v_names, v_flt, v_fupd;
 DROP TABLE src_int, src_num, src_bool, src_text, src_bytea, src_dt, src_misc, src_json, src_arr, src_enum,
-           src_dom, src_comp, src_range, src_names;
+           src_dom, src_comp, src_range, src_names, src_flt;
 DROP FUNCTION vals_grab(text), vals_repr(text, text, text, text), vals_repr_summary(text, text, text),
+              vals_canon(json),
               vals_changes(text, text), vals_show(text, text, text);
 DROP TABLE vals_ev, vals_xact, vals_fam;
 DROP DOMAIN vals_posint2, vals_posint, vals_email, vals_intarr, vals_pairdom, vals_ts, vals_js,
-            vals_money2, vals_colordom;
-DROP TYPE vals_outer, vals_inner, vals_pair, vals_mood, vals_floatrange;
+            vals_money2, vals_colordom, vals_fdom;
+DROP TYPE vals_outer, vals_inner, vals_pair, vals_mood, vals_floatrange, vals_fpair;
 DROP CAST (vals_color AS json);
 DROP FUNCTION vals_color_json(vals_color);
 DROP TYPE vals_color;

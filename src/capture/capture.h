@@ -31,7 +31,8 @@ typedef enum AAJsonCategory
 	AAJ_INT8,					/* int8: digits */
 	AAJ_BOOL,					/* true / false */
 	AAJ_TEXT,					/* text, varchar, char: the stored string */
-	AAJ_NUMERIC,				/* float/numeric: number if valid, else string */
+	AAJ_NUMERIC,				/* numeric: number if valid, else string */
+	AAJ_FLOAT,					/* float4/float8: as numeric_in reads the text */
 	AAJ_DATETIME,				/* date, timestamp, timestamptz: ISO string */
 	AAJ_JSON,					/* json text, embedded compactly */
 	AAJ_JSONB,					/* jsonb, embedded compactly */
@@ -46,6 +47,7 @@ typedef struct AAValueOut
 	AAJsonCategory category;
 	Oid			typid;			/* the type, domains resolved */
 	FmgrInfo	func;			/* output function, or the cast to json */
+	bool		has_float;		/* is or contains a float (json_number.c) */
 	/* arrays */
 	Oid			elemtype;
 	int16		elmlen;
@@ -71,6 +73,10 @@ extern void aa_value_append_text(StringInfo buf, AAValueOut *vo,
 								 FmgrInfo *typoutput, Datum value);
 extern List *aa_value_out_composites(AAValueOut *vo, List *relids);
 
+/* json_number.c: floats as to_jsonb() writes them */
+extern void aa_json_float(StringInfo buf, const char *str, int len);
+extern bool aa_value_same_json(AAValueOut *vo, Datum a, Datum b);
+
 /* relinfo.c: what the trigger knows about one audited relation */
 typedef struct AAColumn
 {
@@ -90,6 +96,8 @@ typedef struct AARelInfo
 	Oid			tgoid;			/* hash key: the trigger, hence its args */
 	Oid			relid;
 	bool		valid;			/* false once an invalidation arrives */
+	bool		building;		/* build_entry() is filling it in */
+	bool		build_stale;	/* an invalidation arrived meanwhile */
 	MemoryContext mcxt;			/* owns everything below */
 	int			natts;
 	AAColumn   *cols;			/* indexed by attnum - 1 */

@@ -204,7 +204,11 @@ append_column_value(StringInfo buf, AAColumn *col, Datum value, bool isnull)
 		aa_value_append(buf, &col->vo, value);
 }
 
-/* Whether an audited column differs between the old and the new row. */
+/*
+ * Whether an audited column differs between the old and the new row: in
+ * its bytes and, where floats are involved, also in the JSON that the
+ * event would show, so that "changes" never lists equal old and new.
+ */
 static bool
 column_changed(AAColumn *col, Datum oldv, bool oldnull, Datum newv, bool newnull)
 {
@@ -215,13 +219,17 @@ column_changed(AAColumn *col, Datum oldv, bool oldnull, Datum newv, bool newnull
 		return oldnull != newnull;
 	if (datumIsEqual(oldv, newv, col->typbyval, col->typlen))
 		return false;
-	if (col->typlen != -1)
-		return true;
-	/* the same value may be stored compressed, toasted or short-headed */
-	a = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(oldv));
-	b = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(newv));
-	return VARSIZE_ANY_EXHDR(a) != VARSIZE_ANY_EXHDR(b) ||
-		memcmp(VARDATA_ANY(a), VARDATA_ANY(b), VARSIZE_ANY_EXHDR(a)) != 0;
+	if (col->typlen == -1)
+	{
+		/* the same value may be stored compressed, toasted or short-headed */
+		a = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(oldv));
+		b = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(newv));
+		if (VARSIZE_ANY_EXHDR(a) == VARSIZE_ANY_EXHDR(b) &&
+			memcmp(VARDATA_ANY(a), VARDATA_ANY(b), VARSIZE_ANY_EXHDR(a)) == 0)
+			return false;
+	}
+	/* floats of other bytes may read the same in JSON: -0 and 0 */
+	return !col->vo.has_float || !aa_value_same_json(&col->vo, oldv, newv);
 }
 
 /*

@@ -5,7 +5,8 @@
  *
  * to_jsonb() is the contract's oracle for instance_repr and changes, so the
  * classification here follows jsonb_categorize_type(): domains are looked
- * through, numbers stay numbers when their text is a valid JSON number,
+ * through, numbers stay numbers when their text is a valid JSON number
+ * (floats written as jsonb prints them, see json_number.c),
  * date/time types use the JSON date encoding, json and jsonb are embedded,
  * arrays and composites nest, user types with a cast to json use it, and
  * everything else becomes its output function's text as a JSON string.
@@ -357,6 +358,10 @@ aa_value_out_init(AAValueOut *vo, Oid typid, MemoryContext mcxt)
 			break;
 		case FLOAT4OID:
 		case FLOAT8OID:
+			vo->category = AAJ_FLOAT;
+			vo->has_float = true;
+			getTypeOutputInfo(typid, &funcoid, &isvarlena);
+			break;
 		case NUMERICOID:
 			vo->category = AAJ_NUMERIC;
 			getTypeOutputInfo(typid, &funcoid, &isvarlena);
@@ -381,6 +386,7 @@ aa_value_out_init(AAValueOut *vo, Oid typid, MemoryContext mcxt)
 									 &vo->elmbyval, &vo->elmalign);
 				vo->elem = MemoryContextAlloc(mcxt, sizeof(AAValueOut));
 				aa_value_out_init(vo->elem, vo->elemtype, mcxt);
+				vo->has_float = vo->elem->has_float;
 			}
 			else if (type_is_rowtype(typid))
 			{
@@ -403,6 +409,7 @@ aa_value_out_init(AAValueOut *vo, Oid typid, MemoryContext mcxt)
 					if (att->attisdropped)
 						continue;
 					aa_value_out_init(&vo->atts[i], att->atttypid, mcxt);
+					vo->has_float |= vo->atts[i].has_float;
 					old = MemoryContextSwitchTo(mcxt);
 					initStringInfo(&key);
 					aa_json_string(&key, NameStr(att->attname),
@@ -590,6 +597,10 @@ aa_value_append(StringInfo buf, AAValueOut *vo, Datum value)
 				aa_put(buf, str, len);
 			else
 				aa_json_string(buf, str, len);
+			break;
+		case AAJ_FLOAT:
+			str = OutputFunctionCall(&vo->func, value);
+			aa_json_float(buf, str, strlen(str));
 			break;
 		case AAJ_DATETIME:
 			/*

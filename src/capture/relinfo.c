@@ -11,7 +11,7 @@
  * because a trigger's arguments are its configuration, and are marked
  * invalid by relcache and syscache invalidation callbacks.  Callbacks only
  * mark; the rebuild happens at the next firing, when nothing is using the
- * old entry.
+ * old entry.  A build during which an invalidation arrives starts over.
  *
  * The configuration is the trigger's single argument, a JSON object:
  *	 {"model": "Patient", "exclude": ["ssn"], "redact": ["email"],
@@ -55,7 +55,13 @@ typedef struct AAConfig
 	bool		log_noop_updates;
 } AAConfig;
 
-/* Mark entries of one relation (or all, for InvalidOid) for rebuild. */
+/*
+ * Mark entries of one relation (or all, for InvalidOid) for rebuild.  An
+ * entry being built may already have read what this invalidates, and which
+ * types it depends on is not known until its build ends, so any
+ * invalidation at all makes that build start over (as relcache.c's
+ * in-progress list does for relation descriptors).
+ */
 static void
 invalidate_entries(Oid relid)
 {
@@ -67,6 +73,8 @@ invalidate_entries(Oid relid)
 	hash_seq_init(&status, relinfo_hash);
 	while ((entry = hash_seq_search(&status)) != NULL)
 	{
+		if (entry->building)
+			entry->build_stale = true;
 		if (!entry->valid)
 			continue;			/* its fields may be unset */
 		if (!OidIsValid(relid) || entry->relid == relid ||
@@ -434,19 +442,35 @@ aa_get_relinfo(Relation rel, Trigger *trigger, bool may_sweep)
 	{
 		ri->mcxt = NULL;
 		ri->valid = false;
+		ri->building = false;
 	}
 	else if (ri->valid && ri->relid == RelationGetRelid(rel) &&
 			 ri->natts == RelationGetDescr(rel)->natts)
 		return ri;
 
-	if (ri->mcxt != NULL)
-	{
-		MemoryContextDelete(ri->mcxt);
-		ri->mcxt = NULL;
-	}
-	ri->valid = false;
 	if (may_sweep)
 		sweep_invalid_entries(trigger->tgoid);
-	build_entry(ri, rel, trigger);
+
+	/*
+	 * The catalog lookups of a build process invalidations (each lock taken
+	 * does), some of which may concern what the build has already read: an
+	 * entry hit by one is built again.  That stops at the first build that
+	 * sees no new invalidation; a second one finds the caches warm and so
+	 * takes few locks.  An error leaves 'building' set on an invalid entry,
+	 * which is harmless: the next call starts the build afresh.
+	 */
+	do
+	{
+		if (ri->mcxt != NULL)
+		{
+			MemoryContextDelete(ri->mcxt);
+			ri->mcxt = NULL;
+		}
+		ri->valid = false;
+		ri->building = true;
+		ri->build_stale = false;
+		build_entry(ri, rel, trigger);
+		ri->building = false;
+	} while (ri->build_stale);
 	return ri;
 }
