@@ -30,14 +30,35 @@
 static uint64 forged_rejected = 0;
 
 /*
+ * The full 64-bit id of a transaction that the WAL names by its 32-bit xid.
+ * A commit record carries no epoch; a transaction the writer reads about
+ * is at most 2^31 transactions older than the next xid (wraparound
+ * protection), so an xid numerically above the next one is from the
+ * previous epoch.
+ */
+static uint64
+full_xid(TransactionId xid)
+{
+	FullTransactionId next = ReadNextFullTransactionId();
+	uint32		epoch = EpochFromFullTransactionId(next);
+
+	if (xid > XidFromFullTransactionId(next) && epoch > 0)
+		epoch--;
+	return ((uint64) epoch << 32) | xid;
+}
+
+/*
  * Whether an event belongs to the committing transaction.  Its signature
- * covers the transaction it names; a real event copied into another
- * transaction, by someone who has seen one, names the wrong one.
+ * covers the full 64-bit transaction id it names; a real event copied into
+ * another transaction, by someone who has seen one, names the wrong one --
+ * also when the other transaction has the same 32-bit xid in a later epoch,
+ * so all 64 bits are compared (top_full: full_xid() of the committing
+ * top-level transaction).
  */
 static inline bool
-event_txid_matches(AAEvent *ev, TransactionId top)
+event_txid_matches(AAEvent *ev, uint64 top_full)
 {
-	return (TransactionId) (ev->txid & 0xFFFFFFFF) == top;
+	return ev->txid == top_full;
 }
 
 /* Count and report an event that must not be delivered. */
@@ -67,6 +88,7 @@ deliver_commit(TransactionId top, TransactionId *subxacts, int nsubxacts,
 	int			index = 0;
 	bool		first = true;
 	AATxn	   *txn;
+	uint64		top_full = full_xid(top);
 
 	if ((txn = aa_txn_find(top)) != NULL)
 		aa_cursor_start(&parts[nparts++], txn);
@@ -89,7 +111,7 @@ deliver_commit(TransactionId top, TransactionId *subxacts, int nsubxacts,
 		if (best < 0)
 			break;
 		ev = parts[best].cur;
-		if (!event_txid_matches(ev, top))
+		if (!event_txid_matches(ev, top_full))
 		{
 			reject_forged(ev->lsn, "It is signed, but for another transaction.");
 			aa_cursor_next(&parts[best]);
