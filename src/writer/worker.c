@@ -66,7 +66,13 @@ aa_register_writer(void)
 	RegisterBackgroundWorker(&worker);
 }
 
-/* Reload the configuration on SIGHUP; leave on SIGTERM. */
+/*
+ * Reload the configuration on SIGHUP; leave on SIGTERM.  The exit status
+ * is 1, as worker_spi's: status 0 would unregister the worker, so an
+ * operator's kill of the writer would stop delivery until the server
+ * restarts while WAL piles up.  At server shutdown the postmaster does
+ * not restart it either way.
+ */
 static void
 handle_interrupts(void)
 {
@@ -78,7 +84,7 @@ handle_interrupts(void)
 		aa_deliver_reloaded();
 	}
 	if (ShutdownRequestPending)
-		proc_exit(0);
+		proc_exit(1);
 }
 
 /* Sleep on the latch, waking for signals, flush() requests or timeout. */
