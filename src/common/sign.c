@@ -158,10 +158,8 @@ aa_load_event_key(void)
 			ereport(FATAL,
 					(errcode_for_file_access(),
 					 errmsg("could not write file \"%s\": %m", tmp)));
-		if (durable_rename(tmp, AA_KEY_FILE, FATAL) != 0)
-			ereport(FATAL,
-					(errcode_for_file_access(),
-					 errmsg("could not rename file \"%s\": %m", tmp)));
+		/* FATAL: it does not return on failure */
+		(void) durable_rename(tmp, AA_KEY_FILE, FATAL);
 		fd = open(AA_KEY_FILE, O_RDONLY | PG_BINARY, 0);
 	}
 	if (fd < 0)

@@ -424,12 +424,14 @@ aa_stream_open(char **err)
 				st.started, valid_end);
 	cur_pos = pos;
 	stream_ready = true;
+	aa_state_free(&st);
 	return true;
 
 fail_fd:
 	close(fd);
 	ReleaseExternalFD();
 fail:
+	aa_state_free(&st);
 	return false;
 }
 

@@ -94,7 +94,10 @@ aa_ensure_directory(const char *dir, char **err)
 	parent = pstrdup(dir);
 	get_parent_directory(parent);
 	if (!aa_fsync_path(parent[0] ? parent : ".", true, err))
+	{
+		pfree(parent);
 		return false;
+	}
 	pfree(parent);
 	return true;
 }
@@ -210,8 +213,10 @@ aa_state_read(StreamState *st, bool *found, char **err)
 	char	   *line;
 	char	   *next;
 	int			seen = 0;
+	bool		complete;
 
 	*found = false;
+	memset(st, 0, sizeof(*st));
 	fd = OpenTransientFile(AA_STATE_FILE, O_RDONLY | PG_BINARY);
 	if (fd < 0)
 	{
@@ -227,6 +232,7 @@ aa_state_read(StreamState *st, bool *found, char **err)
 		int			save_errno = errno;
 
 		CloseTransientFile(fd);
+		pfree(buf);
 		errno = save_errno;
 		*err = psprintf("could not read file \"%s\": %m", AA_STATE_FILE);
 		return false;
@@ -234,12 +240,12 @@ aa_state_read(StreamState *st, bool *found, char **err)
 	CloseTransientFile(fd);
 	if (len > STATE_MAX_SIZE)
 	{
+		pfree(buf);
 		*err = psprintf("file \"%s\" is too large", AA_STATE_FILE);
 		return false;
 	}
 	buf[len] = '\0';
 
-	memset(st, 0, sizeof(*st));
 	line = buf;
 	for (; (next = strchr(line, '\n')) != NULL; line = next + 1)
 	{
@@ -314,12 +320,28 @@ aa_state_read(StreamState *st, bool *found, char **err)
 			break;
 		}
 	}
+	/* judged before buf goes: line points into it */
+	complete = (seen == 511 && *line == '\0');
 	pfree(buf);
-	if (seen != 511 || *line != '\0')
+	if (!complete)
 	{
+		aa_state_free(st);
 		*err = psprintf("file \"%s\" is corrupt", AA_STATE_FILE);
 		return false;
 	}
 	*found = true;
 	return true;
+}
+
+/* Free the strings of a state read by aa_state_read(). */
+void
+aa_state_free(StreamState *st)
+{
+	if (st->path)
+		pfree(st->path);
+	if (st->directory)
+		pfree(st->directory);
+	if (st->pattern)
+		pfree(st->pattern);
+	st->path = st->directory = st->pattern = NULL;
 }

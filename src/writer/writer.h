@@ -143,6 +143,7 @@ typedef struct StreamState
 
 extern bool aa_state_read(StreamState *st, bool *found, char **err);
 extern bool aa_state_write(const StreamState *st, char **err);
+extern void aa_state_free(StreamState *st);
 extern bool aa_fsync_path(const char *path, bool isdir, char **err);
 extern bool aa_ensure_directory(const char *dir, char **err);
 extern bool aa_write_all(int fd, const char *data, size_t len);
