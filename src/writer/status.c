@@ -171,7 +171,8 @@ activity_audit_flush(PG_FUNCTION_ARGS)
 		(TimestampTz) (timeout->time + (int64) timeout->day * USECS_PER_DAY +
 					   (int64) timeout->month * DAYS_PER_MONTH * USECS_PER_DAY);
 	target = flush_target();
-	XLogFlush(GetXLogInsertRecPtr());
+	/* not the insert position itself: past a page header it cannot be flushed */
+	XLogFlush(target);
 
 	for (;;)
 	{
