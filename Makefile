@@ -11,6 +11,7 @@ OBJS = \
 	src/activity_audit.o \
 	src/common/sha256.o \
 	src/common/sign.o \
+	src/common/json_out.o \
 	src/common/stream_line.o \
 	src/guc.o \
 	src/capture/json_value.o \
