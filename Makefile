@@ -29,6 +29,7 @@ OBJS = \
 	src/writer/stream_recover.o \
 	src/reader/files.o \
 	src/reader/log_stream.o \
+	src/reader/line_jsonb.o \
 	src/reader/verify.o
 
 EXTENSION = activity_audit
@@ -39,7 +40,7 @@ PG_CPPFLAGS = -I$(srcdir)/src
 
 # pg_regress: a private cluster with the library preloaded and logical WAL,
 # so the tests can read events back through a test_decoding slot.
-REGRESS = setup track context values capture ddl partition truncate writer reader
+REGRESS = setup track context values capture ddl partition truncate writer reader reader_escapes
 REGRESS_OPTS = --temp-instance=tmp_regress --temp-config=$(srcdir)/test/regress.conf
 
 ISOLATION = concurrent_ddl commit_order twophase concurrent_writers inval_during_build

@@ -241,6 +241,31 @@ aa_json_valid(char *json, char **detail)
 }
 
 /*
+ * Whether text is syntactically valid JSON, checked without decoding its
+ * escapes (so \u0000 or a lone surrogate, which json accepts, pass) and
+ * without throwing: the readers use it to tell a damaged line from one
+ * whose escapes only jsonb cannot hold.
+ */
+bool
+aa_json_syntax_ok(char *json, int len, char **detail)
+{
+	JsonLexContext *lex;
+	JsonParseErrorType err;
+
+#if PG_VERSION_NUM >= 170000
+	lex = makeJsonLexContextCstringLen(NULL, json, len, GetDatabaseEncoding(), false);
+#else
+	lex = makeJsonLexContextCstringLen(json, len, GetDatabaseEncoding(), false);
+#endif
+	err = pg_parse_json(lex, &nullSemAction);
+	if (err == JSON_SUCCESS)
+		return true;
+	if (detail)
+		*detail = json_errdetail(err, lex);
+	return false;
+}
+
+/*
  * Append already-valid JSON text without insignificant whitespace and with
  * non-ASCII characters escaped, so that json values, jsonb output and
  * session-supplied objects never put a newline or raw byte into an event.

@@ -17,6 +17,7 @@ extern void aa_json_string(StringInfo buf, const char *s, int len);
 extern void aa_json_string_body(StringInfo buf, const char *s, int len);
 extern bool aa_json_compact(StringInfo buf, const char *json, int len);
 extern bool aa_json_valid(char *json, char **detail);
+extern bool aa_json_syntax_ok(char *json, int len, char **detail);
 
 #define AA_UTC_TEXT_LEN		27	/* YYYY-MM-DDTHH:MM:SS.ffffffZ */
 extern void aa_format_utc(TimestampTz ts, char *out);

@@ -236,6 +236,7 @@ stream_scan_next(StreamScan *scan, TupleDesc tupdesc)
 		bool		nulls[LOG_STREAM_COLS];
 		TimestampTz ts = 0;
 		bool		have_ts;
+		bool		readable;
 		Jsonb	   *jb;
 		JsonbValue *v;
 		MemoryContext old;
@@ -261,13 +262,14 @@ stream_scan_next(StreamScan *scan, TupleDesc tupdesc)
 			continue;
 		}
 
-		jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(line)));
-		if (!JB_ROOT_IS_OBJECT(jb))
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("line %lld of audit log file \"%s\" is not a JSON object",
-							(long long) scan->reader.lineno, scan->reader.path),
-					 errhint("Run activity_audit.verify() to check the stream.")));
+		jb = aa_line_to_jsonb(line, len, scan->reader.files[scan->reader.fileno],
+							  scan->reader.lineno, &readable);
+		if (!readable && (scan->table || scan->has_since || scan->has_until))
+		{
+			/* it cannot be placed in a window nor named a row's */
+			MemoryContextSwitchTo(old);
+			continue;
+		}
 		if (!have_ts)
 			have_ts = line_time(line, len, jb, &ts);
 		if ((scan->has_since || scan->has_until) &&

@@ -10,6 +10,8 @@
 #ifndef AA_READER_H
 #define AA_READER_H
 
+#include "utils/jsonb.h"
+
 /*
  * Reading the stream's files one complete line at a time.  The buffer
  * holds buf[start..end) of unread bytes of the current file; it grows only
@@ -37,5 +39,9 @@ extern void aa_reader_close_file(LineReader *r);
 extern bool aa_reader_next_file(LineReader *r);
 extern bool aa_reader_line_in_file(LineReader *r, char **line, size_t *len);
 extern bool aa_reader_next_line(LineReader *r, char **line, size_t *len);
+
+/* line_jsonb.c: a line as the jsonb event of log_stream()/history() */
+extern Jsonb *aa_line_to_jsonb(char *line, size_t len, const char *file,
+							   int64 lineno, bool *readable);
 
 #endif							/* AA_READER_H */

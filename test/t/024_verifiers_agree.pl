@@ -57,6 +57,7 @@ $node->safe_psql('postgres', q{
 });
 
 my $ncase = 0;
+my %unreadable;    # case => lines log_stream() returned as unreadable
 
 # A fresh copy of the stream, damaged by $damage->($copy, @basenames).
 sub make_case
@@ -108,6 +109,10 @@ sub agree
 	}
 	my ($ok, $bad, $detail) = split /\|/, $out, 3;
 	is($ret, 0, "$name: verify() ran") or diag($err);
+	my ($lret, $lout, $lerr) = $node->psql('postgres',
+		q{SELECT count(*) FILTER (WHERE event ? 'unreadable_line') FROM activity_audit.log_stream()});
+	is($lret, 0, "$name: log_stream() reads the directory") or diag($lerr);
+	$unreadable{$name} = $lout;
 	is($ok, $expect_ok ? 't' : 'f', "$name: verify() verdict");
 	is($rc, $expect_ok ? 0 : 1, "$name: tool exit status");
 	if ($expect_ok)
@@ -159,6 +164,14 @@ agree('not a stream line',
 		edit_file("$c/$b[1]",
 			sub { splice(@{ $_[0] }, 1, 0, qq({"seq":5,"lsn":"0/1","x":1}\n)); });
 	}), 0);
+agree('a line that is not JSON',
+	make_case(sub {
+		my ($c, @b) = @_;
+		edit_file("$c/$b[1]", sub { splice(@{ $_[0] }, 1, 0, "not json at all\n"); });
+	}), 0);
+is($unreadable{'a line that is not JSON'}, 1,
+	'log_stream() returns the damaged line as an unreadable_line row');
+is($unreadable{'pristine'}, 0, 'log_stream(): no unreadable line in the pristine stream');
 agree('middle file removed',
 	make_case(sub { my ($c, @b) = @_; unlink("$c/$b[1]") or die; }), 0);
 agree('first file removed',
