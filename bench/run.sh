@@ -12,6 +12,8 @@
 # Environment:
 #   BENCH_ROWS      rows per INSERT / UPDATE measurement            (default 200000)
 #   BENCH_RUNS      measurements per variant and statement; the median is reported (default 5)
+#   BENCH_STEADY    0 skips the second set of rounds, run without a CHECKPOINT before each
+#                   statement (the steady state users see)                  (default 1)
 #   BENCH_MEM_ROWS  row counts of the memory check                  (default "ROWS 5*ROWS")
 #   BENCH_MEM       0 skips the memory check                        (default 1)
 #   BENCH_WAL_LEVEL wal_level of the cluster                        (default replica)
@@ -29,7 +31,9 @@
 # are truncated before each INSERT.  After each audited statement, untimed, the script waits
 # with activity_audit.flush() until the writer has delivered every event, so the writer's
 # backlog never runs into the next measurement, and checks that exactly one event per row
-# was delivered.
+# was delivered.  A second set of rounds (BENCH_STEADY) does the same without the CHECKPOINT:
+# audited statements write several times the WAL, so in steady state they meet more
+# checkpoints and full-page writes, which the first set hides.
 set -Eeuo pipefail
 export LC_ALL=C
 unset PGOPTIONS PGSERVICE PGDATABASE PGHOST PGHOSTADDR PGPORT PGUSER
@@ -38,6 +42,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROWS=${BENCH_ROWS:-200000}
 RUNS=${BENCH_RUNS:-5}
 MEM=${BENCH_MEM:-1}
+STEADY=${BENCH_STEADY:-1}
 WAL_LEVEL=${BENCH_WAL_LEVEL:-replica}
 SKIP_AUDIT=${BENCH_SKIP_AUDIT:-0}
 KEEP=${BENCH_KEEP:-0}
@@ -215,13 +220,19 @@ wal_messages() {
 	awk '$1 == "LogicalMessage/MESSAGE" { n = $2; b = $4 } END { print n + 0, b + 0 }' <<< "$stats"
 }
 
-# measure OP VARIANT ROUND: one timed statement in its own session; appends to $RESULTS.
+# measure OP VARIANT ROUND [MODE]: one timed statement in its own session; appends to $RESULTS.
+# MODE "steady": no CHECKPOINT first; its results are recorded as OP_steady.
 measure() {
-	local op=$1 v=$2 round=$3 out ms wal lsn0 lsn1 ev0=0 ev1 drain_s=nan n msgs=nan msgbytes=nan
+	local op=$1 v=$2 round=$3 mode=${4:-ckpt} out ms wal lsn0 lsn1 ev0=0 ev1 drain_s=nan n msgs=nan msgbytes=nan
+	local rec=$op
+	[[ $mode == steady ]] && rec=${op}_steady
 	[[ $v == audit ]] && ev0=$(events_delivered)
-	out=$(pg -v tbl="t_$v" -v lo=1 -v hi="$ROWS" -v script="$HERE/$op.sql" <<'EOF'
+	out=$(pg -v tbl="t_$v" -v lo=1 -v hi="$ROWS" -v script="$HERE/$op.sql" \
+		-v do_ckpt="$([[ $mode == steady ]] && echo false || echo true)" <<'EOF'
 SET client_min_messages = warning;
+\if :do_ckpt
 CHECKPOINT;
+\endif
 SELECT pg_current_wal_insert_lsn() AS lsn0, clock_timestamp() AS t0 \gset
 \i :script
 SELECT round(1000 * extract(epoch FROM clock_timestamp() - :'t0'::timestamptz), 1) AS ms,
@@ -252,8 +263,8 @@ EOF
 			(( n == want )) || die "audit_log has $n rows after the $op (expected $want)"
 			;;
 	esac
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$op" "$v" "$round" "$ms" "$wal" "$drain_s" "$msgs" "$msgbytes" >> "$RESULTS"
-	note "$(printf '   round %d  %-6s  %-16s %10.1f ms   %8.1f MB WAL%s' "$round" "$op" "$(label "$v")" "$ms" \
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rec" "$v" "$round" "$ms" "$wal" "$drain_s" "$msgs" "$msgbytes" >> "$RESULTS"
+	note "$(printf '   round %d  %-13s  %-16s %10.1f ms   %8.1f MB WAL%s' "$round" "$rec" "$(label "$v")" "$ms" \
 		"$(awk -v w="$wal" 'BEGIN { printf "%.1f", w / 1048576 }')" \
 		"$([[ $drain_s != nan ]] && echo "   (writer drained in ${drain_s} s)")")"
 }
@@ -293,20 +304,26 @@ for v in "${VARIANTS[@]}"; do
 done
 
 NV=${#VARIANTS[@]}
-for (( r = 1; r <= RUNS; r++ )); do
-	note "== round $r/$RUNS"
-	order=()
-	for (( i = 0; i < NV; i++ )); do
-		order+=("${VARIANTS[$(( (i + r - 1) % NV ))]}")
+# rounds MODE: every variant's INSERT, then their UPDATEs, in a rotated order.
+rounds() {
+	local mode=$1 r i v order
+	for (( r = 1; r <= RUNS; r++ )); do
+		note "== round $r/$RUNS ($([[ $mode == steady ]] && echo 'no CHECKPOINT before each statement' || echo 'CHECKPOINT before each statement'))"
+		order=()
+		for (( i = 0; i < NV; i++ )); do
+			order+=("${VARIANTS[$(( (i + r - 1) % NV ))]}")
+		done
+		for v in "${order[@]}"; do
+			reset_table "$v"
+			measure insert "$v" "$r" "$mode"
+		done
+		for v in "${order[@]}"; do
+			measure update "$v" "$r" "$mode"
+		done
 	done
-	for v in "${order[@]}"; do
-		reset_table "$v"
-		measure insert "$v" "$r"
-	done
-	for v in "${order[@]}"; do
-		measure update "$v" "$r"
-	done
-done
+}
+rounds ckpt
+[[ $STEADY == 1 ]] && rounds steady
 
 # ---------------------------------------------------------------- report: time and WAL
 
@@ -314,21 +331,11 @@ echo
 echo "activity_audit benchmark"
 echo "  PostgreSQL $SERVER_VERSION, $CPUS CPUs, $(awk '/MemTotal/ { printf "%.1f GB RAM", $2 / 1048576 }' /proc/meminfo)"
 echo "  shared_buffers=512MB max_wal_size=4GB checkpoint_timeout=30min wal_level=$WAL_LEVEL, fsync and synchronous_commit on (defaults)"
-echo "  $ROWS rows per statement; median of $RUNS runs (min..max); CHECKPOINT before each statement; time includes commit"
-echo
-printf '%-17s %28s %28s %14s %14s\n' "variant" "INSERT ms" "UPDATE ms" "INSERT WAL/row" "UPDATE WAL/row"
-for v in "${VARIANTS[@]}"; do
-	printf '%-17s %28s %28s %14s %14s\n' "$(label "$v")" \
-		"$(printf '%.1f (%.1f..%.1f)' "$(agg insert "$v" 4 median)" "$(agg insert "$v" 4 min)" "$(agg insert "$v" 4 max)")" \
-		"$(printf '%.1f (%.1f..%.1f)' "$(agg update "$v" 4 median)" "$(agg update "$v" 4 min)" "$(agg update "$v" 4 max)")" \
-		"$(calc "$(agg insert "$v" 5 median) / $ROWS" '%.0f B')" \
-		"$(calc "$(agg update "$v" 5 median) / $ROWS" '%.0f B')"
-done
+echo "  $ROWS rows per statement; median of $RUNS runs (min..max); time includes commit"
 
 ratio() {	# OP NUMERATOR DENOMINATOR
 	calc "$(agg "$1" "$2" 4 median) / $(agg "$1" "$3" 4 median)" '%.2f'
 }
-echo
 # pratio OP NUMERATOR DENOMINATOR: median over rounds of the ratio of the two
 # variants' times in the same round.  Rounds run the variants back to back,
 # so this cancels much of the drift a shared machine shows between rounds.
@@ -346,30 +353,48 @@ pratio() {
 			}'
 }
 
-printf '%-44s %10s %10s\n' "ratio (median times)" "INSERT" "UPDATE"
-if [[ $SKIP_AUDIT != 1 ]]; then
-	printf '%-44s %9sx %9sx\n' "activity_audit / unaudited" "$(ratio insert audit plain)" "$(ratio update audit plain)"
-	printf '%-44s %9sx %9sx\n' "  same, median of per-round ratios" "$(pratio insert audit plain)" "$(pratio update audit plain)"
-fi
-printf '%-44s %9sx %9sx\n' "plpgsql trigger / unaudited" "$(ratio insert plpgsql plain)" "$(ratio update plpgsql plain)"
-if [[ $SKIP_AUDIT != 1 ]]; then
-	printf '%-44s %9sx %9sx\n' "speedup of activity_audit over plpgsql" "$(ratio insert plpgsql audit)" "$(ratio update plpgsql audit)"
+# report SUFFIX TITLE: the time and WAL tables of one set of rounds.
+report() {
+	local I=insert$1 U=update$1 v
 	echo
-	printf 'WAL bytes per audited row (audited minus unaudited, median): INSERT %s, UPDATE %s\n' \
-		"$(calc "($(agg insert audit 5 median) - $(agg insert plain 5 median)) / $ROWS" '%.0f')" \
-		"$(calc "($(agg update audit 5 median) - $(agg update plain 5 median)) / $ROWS" '%.0f')"
-	printf 'for comparison, plpgsql trigger minus unaudited:                 INSERT %s, UPDATE %s\n' \
-		"$(calc "($(agg insert plpgsql 5 median) - $(agg insert plain 5 median)) / $ROWS" '%.0f')" \
-		"$(calc "($(agg update plpgsql 5 median) - $(agg update plain 5 median)) / $ROWS" '%.0f')"
-	printf 'audit events found in the WAL: one logical message per row in every audited statement; %.0f bytes per message record (median)\n' \
-		"$(calc "$(agg insert audit 8 median) / $ROWS" '%.0f')"
-	if [[ $HAVE_FLUSH == t ]]; then
-		printf 'writer delivery after commit (flush() wait, median, untimed above): INSERT %.2f s, UPDATE %.2f s\n' \
-			"$(agg insert audit 6 median)" "$(agg update audit 6 median)"
+	echo "== $2"
+	printf '%-17s %28s %28s %14s %14s\n' "variant" "INSERT ms" "UPDATE ms" "INSERT WAL/row" "UPDATE WAL/row"
+	for v in "${VARIANTS[@]}"; do
+		printf '%-17s %28s %28s %14s %14s\n' "$(label "$v")" \
+			"$(printf '%.1f (%.1f..%.1f)' "$(agg $I "$v" 4 median)" "$(agg $I "$v" 4 min)" "$(agg $I "$v" 4 max)")" \
+			"$(printf '%.1f (%.1f..%.1f)' "$(agg $U "$v" 4 median)" "$(agg $U "$v" 4 min)" "$(agg $U "$v" 4 max)")" \
+			"$(calc "$(agg $I "$v" 5 median) / $ROWS" '%.0f B')" \
+			"$(calc "$(agg $U "$v" 5 median) / $ROWS" '%.0f B')"
+	done
+	echo
+	printf '%-44s %10s %10s\n' "ratio (median times)" "INSERT" "UPDATE"
+	if [[ $SKIP_AUDIT != 1 ]]; then
+		printf '%-44s %9sx %9sx\n' "activity_audit / unaudited" "$(ratio $I audit plain)" "$(ratio $U audit plain)"
+		printf '%-44s %9sx %9sx\n' "  same, median of per-round ratios" "$(pratio $I audit plain)" "$(pratio $U audit plain)"
 	fi
-	if [[ $HAVE_STATUS == t ]]; then
-		echo "every audited statement delivered exactly one event per row (checked with writer_status())"
+	printf '%-44s %9sx %9sx\n' "plpgsql trigger / unaudited" "$(ratio $I plpgsql plain)" "$(ratio $U plpgsql plain)"
+	if [[ $SKIP_AUDIT != 1 ]]; then
+		printf '%-44s %9sx %9sx\n' "speedup of activity_audit over plpgsql" "$(ratio $I plpgsql audit)" "$(ratio $U plpgsql audit)"
+		echo
+		printf 'WAL bytes per audited row (audited minus unaudited, median): INSERT %s, UPDATE %s\n' \
+			"$(calc "($(agg $I audit 5 median) - $(agg $I plain 5 median)) / $ROWS" '%.0f')" \
+			"$(calc "($(agg $U audit 5 median) - $(agg $U plain 5 median)) / $ROWS" '%.0f')"
+		printf 'for comparison, plpgsql trigger minus unaudited:                 INSERT %s, UPDATE %s\n' \
+			"$(calc "($(agg $I plpgsql 5 median) - $(agg $I plain 5 median)) / $ROWS" '%.0f')" \
+			"$(calc "($(agg $U plpgsql 5 median) - $(agg $U plain 5 median)) / $ROWS" '%.0f')"
+		printf 'audit events found in the WAL: one logical message per row in every audited statement; %.0f bytes per message record (median)\n' \
+			"$(calc "$(agg $I audit 8 median) / $ROWS" '%.0f')"
+		if [[ $HAVE_FLUSH == t ]]; then
+			printf 'writer delivery after commit (flush() wait, median, untimed above): INSERT %.2f s, UPDATE %.2f s\n' \
+				"$(agg $I audit 6 median)" "$(agg $U audit 6 median)"
+		fi
 	fi
+}
+report "" "CHECKPOINT before each statement"
+[[ $STEADY == 1 ]] && report _steady "steady state: no CHECKPOINT before each statement"
+if [[ $SKIP_AUDIT != 1 && $HAVE_STATUS == t ]]; then
+	echo
+	echo "every audited statement delivered exactly one event per row (checked with writer_status())"
 fi
 
 # ---------------------------------------------------------------- memory
