@@ -1155,7 +1155,10 @@ flush_target(void)
 /*
  * activity_audit.flush(timeout): wait until every event committed before
  * the call is delivered.  The WAL is flushed first, so asynchronous commits
- * are covered too.
+ * are covered too: up to the end of the last record, never to the insert
+ * position just past a page header, which XLogFlush() cannot reach while
+ * nothing has been written on that page ("xlog flush request ... is not
+ * satisfied").
  */
 Datum
 activity_audit_flush(PG_FUNCTION_ARGS)
@@ -1169,7 +1172,7 @@ activity_audit_flush(PG_FUNCTION_ARGS)
 		(TimestampTz) (timeout->time + (int64) timeout->day * USECS_PER_DAY +
 					   (int64) timeout->month * DAYS_PER_MONTH * USECS_PER_DAY);
 	target = flush_target();
-	XLogFlush(GetXLogInsertRecPtr());
+	XLogFlush(target);
 
 	for (;;)
 	{
