@@ -18,7 +18,8 @@ OBJS = \
 	src/writer.o \
 	src/stream.o \
 	src/sha256.o \
-	src/reader.o
+	src/reader.o \
+	src/utility_hook.o
 
 EXTENSION = activity_audit
 DATA = sql/activity_audit--0.1.sql
@@ -28,7 +29,7 @@ PG_CPPFLAGS = -I$(srcdir)/src
 
 # pg_regress: a private cluster with the library preloaded and logical WAL,
 # so the tests can read events back through a test_decoding slot.
-REGRESS = setup track context values capture ddl partition truncate writer reader
+REGRESS = setup track context values capture ddl partition partition_roles truncate writer reader
 REGRESS_OPTS = --temp-instance=tmp_regress --temp-config=$(srcdir)/test/regress.conf
 
 ISOLATION = concurrent_ddl commit_order twophase concurrent_writers

@@ -43,6 +43,7 @@ _PG_init(void)
 
 	aa_define_context_gucs();
 	aa_define_writer_gucs();
+	aa_install_utility_hook();
 
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("audit");

@@ -61,6 +61,9 @@ aa_put_str(StringInfo buf, const char *str)
 extern bool aa_preloaded;
 extern void aa_require_preload(void);
 
+/* utility_hook.c: audit triggers of partitions follow partition DDL */
+extern void aa_install_utility_hook(void);
+
 /* sign.c: the event key and the MAC of events */
 extern void aa_load_event_key(void);
 extern void aa_sign_event(StringInfo buf, uint64 txid);
