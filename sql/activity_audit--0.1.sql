@@ -82,6 +82,43 @@ BEGIN
 END
 $$;
 
+-- Before ATTACH PARTITION part to parent, if parent is audited (its capture
+-- trigger, own or cloned, is about to be cloned into part's tree): the
+-- tables of that tree give up configurations of their own, as untrack()
+-- would take them.  PostgreSQL refuses to clone a trigger over one of the
+-- same name, and two capture triggers would audit every change twice.
+-- Their TRUNCATE triggers go too; _sync_partitions() then gives every leaf
+-- the parent's.  Called only by the ProcessUtility hook, as the extension's
+-- owner, when the role running the ATTACH owns both tables and holds the
+-- locks ATTACH takes; PUBLIC may not.
+CREATE FUNCTION activity_audit._partition_attaching(parent regclass, part regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  rel regclass;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_trigger t
+                  WHERE t.tgrelid = parent AND t.tgname = 'activity_audit_capture') THEN
+    RETURN;
+  END IF;
+  -- pg_partition_tree() of a table that is not yet a partition is empty,
+  -- unless it is partitioned.  Own capture triggers only: dropping one takes
+  -- its clones below along.
+  FOR rel IN
+    SELECT t.tgrelid FROM pg_trigger t
+     WHERE t.tgrelid IN (SELECT part UNION SELECT p.relid FROM pg_partition_tree(part) p)
+       AND t.tgname = 'activity_audit_capture' AND t.tgparentid = 0
+  LOOP
+    PERFORM activity_audit._drop_trigger(rel, 'activity_audit_capture');
+  END LOOP;
+  FOR rel IN SELECT part UNION SELECT p.relid FROM pg_partition_tree(part) p LOOP
+    PERFORM activity_audit._drop_trigger(rel, 'activity_audit_truncate');
+  END LOOP;
+END
+$$;
+
 -- After DETACH PARTITION part: PostgreSQL has dropped the capture triggers
 -- it had cloned into part's tree; drop the TRUNCATE triggers that were
 -- there only because the tree was a partition.  A table of the tree that
@@ -109,6 +146,7 @@ BEGIN
 END
 $$;
 
+REVOKE ALL ON FUNCTION activity_audit._partition_attaching(regclass, regclass) FROM PUBLIC;
 REVOKE ALL ON FUNCTION activity_audit._partition_detached(regclass) FROM PUBLIC;
 
 -- Start (or re-configure) auditing of a table.

@@ -50,12 +50,15 @@ DROP TABLE pr_free, pr_free2;
 -- A tracked partitioned table owned by the role (tracked by a superuser:
 -- the role has no USAGE on the schema activity_audit).  Partitions the role
 -- creates or attaches get both audit triggers, with the parent's
--- configuration; the ones it detaches lose both.
+-- configuration, also pr_m6, which was tracked on its own; the ones it
+-- detaches lose both.
 --
 CREATE TABLE pr_m (id int PRIMARY KEY, note text, pin text) PARTITION BY RANGE (id);
 CREATE TABLE pr_m1 PARTITION OF pr_m FOR VALUES FROM (1) TO (100);
+CREATE TABLE pr_m6 (id int PRIMARY KEY, note text, pin text);
 \c - :admin
 SELECT activity_audit.track('part_roles.pr_m', 'RoleOwned', redact => '{pin}');
+SELECT activity_audit.track('part_roles.pr_m6', 'Six');
 \c - regress_part_app
 SET search_path = part_roles, public;
 CREATE TABLE pr_m2 PARTITION OF pr_m FOR VALUES FROM (100) TO (200);
@@ -64,9 +67,10 @@ ALTER TABLE pr_m ATTACH PARTITION pr_m3 FOR VALUES FROM (200) TO (300);
 CREATE TABLE pr_m4 PARTITION OF pr_m FOR VALUES FROM (300) TO (400) PARTITION BY RANGE (id);
 CREATE TABLE pr_m4a PARTITION OF pr_m4 FOR VALUES FROM (300) TO (400);
 CREATE TABLE pr_m5 PARTITION OF pr_m FOR VALUES FROM (500) TO (600);
+ALTER TABLE pr_m ATTACH PARTITION pr_m6 FOR VALUES FROM (600) TO (700);
 SELECT * FROM part_roles_triggers();
 INSERT INTO pr_m VALUES (1, 'a', '1111'), (100, 'b', '2222'), (200, 'c', '3333'),
-                        (300, 'd', '4444'), (500, 'e', '5555');
+                        (300, 'd', '4444'), (500, 'e', '5555'), (600, 'f', '6666');
 UPDATE pr_m SET note = 'c2' WHERE id = 200;
 TRUNCATE pr_m2, pr_m3, pr_m4;
 ALTER TABLE pr_m DETACH PARTITION pr_m5;
@@ -119,6 +123,8 @@ CREATE TABLE IF NOT EXISTS pr_o2 PARTITION OF pr_o FOR VALUES IN (2);
 ALTER TABLE pr_o DETACH PARTITION pr_o2;
 CREATE TABLE pr_mine (id int PRIMARY KEY);
 ALTER TABLE pr_o ATTACH PARTITION pr_mine FOR VALUES IN (4);
+-- nor can it make pr_o give up its configuration by attaching it
+ALTER TABLE pr_m ATTACH PARTITION pr_o FOR VALUES FROM (700) TO (800);
 -- pr_o is audited exactly as before, pr_o1 still without TRUNCATE trigger
 SELECT * FROM part_roles_triggers() WHERE tbl LIKE 'pr\_o%';
 

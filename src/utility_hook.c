@@ -9,7 +9,11 @@
  * TRUNCATE statement trigger.  So after CREATE TABLE ... PARTITION OF and
  * ATTACH PARTITION the new leaves must get the TRUNCATE trigger of their
  * tracked ancestor, and after DETACH PARTITION the detached tree must lose
- * the TRUNCATE triggers it had only as a partition.
+ * the TRUNCATE triggers it had only as a partition.  And before ATTACH
+ * PARTITION to an audited table, a table tracked on its own must give up
+ * its own audit triggers: PostgreSQL refuses to clone the parent's row
+ * trigger over one of the same name, and with both every change would be
+ * audited twice.
  *
  * This is done here rather than by an event trigger.  An event trigger
  * runs as the role that ran the DDL, which has no USAGE on the
@@ -23,8 +27,8 @@
  * too, and the library can write its events the way the trigger does.
  *
  * The work itself is done by functions of the extension script,
- * _sync_partitions() and _partition_detached(), on the tree below the
- * partitioned table the statement names.
+ * _partition_attaching(), _sync_partitions() and _partition_detached(), on
+ * the trees the statement names.
  *
  *-------------------------------------------------------------------------
  */
@@ -41,6 +45,7 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "storage/lmgr.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/fmgroids.h"
@@ -161,25 +166,29 @@ owned_relation(RangeVar *rv)
 }
 
 /*
- * Run activity_audit.<func>(rel) as the extension's owner.  The user
+ * Run activity_audit.<func>(rels...) as the extension's owner.  The user
  * running the DDL has no USAGE on the schema, and need not own every table
  * of the tree (a superuser may have built it); the function only touches
- * the tree of rel.  The user switch is undone by transaction abort if the
+ * the trees of rels.  The user switch is undone by transaction abort if the
  * function fails.
  */
 static void
-call_partition_function(Oid owner, const char *func, Oid rel)
+call_partition_function(Oid owner, const char *func, int nrels, Oid *rels)
 {
 	Oid			save_userid;
 	int			save_sec_context;
 	bool		pushed = false;
-	Oid			argtypes[1] = {REGCLASSOID};
-	Datum		values[1];
+	Oid			argtypes[2] = {REGCLASSOID, REGCLASSOID};
+	Datum		values[2];
 	char	   *sql;
 	int			ret;
+	int			i;
 
-	values[0] = ObjectIdGetDatum(rel);
-	sql = psprintf("SELECT activity_audit.%s($1)", func);
+	Assert(nrels == 1 || nrels == 2);
+	for (i = 0; i < nrels; i++)
+		values[i] = ObjectIdGetDatum(rels[i]);
+	sql = psprintf("SELECT activity_audit.%s($1%s)", func,
+				   nrels == 2 ? ", $2" : "");
 
 	/* the DDL's catalog changes must be visible to the function */
 	CommandCounterIncrement();
@@ -197,7 +206,7 @@ call_partition_function(Oid owner, const char *func, Oid rel)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	ret = SPI_execute_with_args(sql, 1, argtypes, values, NULL, false, 0);
+	ret = SPI_execute_with_args(sql, nrels, argtypes, values, NULL, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "activity_audit.%s() failed: %s", func,
 			 SPI_result_code_string(ret));
@@ -210,8 +219,31 @@ call_partition_function(Oid owner, const char *func, Oid rel)
 }
 
 /*
- * The hook.  Runs the statement, then, for partition DDL in a database with
- * the extension, brings the audit triggers of the changed tree in step.
+ * Before ATTACH PARTITION: a table tracked on its own gives up its own
+ * configuration if the partitioned table is audited (see
+ * _partition_attaching()).  Only when the user owns both tables, as ATTACH
+ * is about to require; the locks are those ATTACH takes, in its order, so
+ * that neither table can be tracked, untracked or renamed between this and
+ * the attach.
+ */
+static void
+before_attach(Oid owner, RangeVar *parent_rv, RangeVar *part_rv)
+{
+	Oid			rels[2];
+
+	rels[0] = owned_relation(parent_rv);
+	rels[1] = owned_relation(part_rv);
+	if (!OidIsValid(rels[0]) || !OidIsValid(rels[1]))
+		return;
+	LockRelationOid(rels[0], ShareUpdateExclusiveLock);
+	LockRelationOid(rels[1], AccessExclusiveLock);
+	call_partition_function(owner, "_partition_attaching", 2, rels);
+}
+
+/*
+ * The hook.  For partition DDL in a database with the extension, prepares
+ * an ATTACH, runs the statement, then brings the audit triggers of the
+ * changed tree in step; any other statement passes untouched.
  */
 static void
 aa_process_utility(PlannedStmt *pstmt, const char *queryString,
@@ -235,6 +267,8 @@ aa_process_utility(PlannedStmt *pstmt, const char *queryString,
 	kind = classify(pstmt->utilityStmt, &parent_rv, &part_rv);
 	if (kind != AA_PDDL_NONE && !IsBinaryUpgrade)
 		owner = extension_owner();
+	if (kind == AA_PDDL_ATTACH && OidIsValid(owner))
+		before_attach(owner, parent_rv, part_rv);
 
 	if (prev_ProcessUtility)
 		prev_ProcessUtility(pstmt, queryString,
@@ -259,10 +293,10 @@ aa_process_utility(PlannedStmt *pstmt, const char *queryString,
 		Oid			part = RangeVarGetRelid(part_rv, NoLock, true);
 
 		if (OidIsValid(part))
-			call_partition_function(owner, "_partition_detached", part);
+			call_partition_function(owner, "_partition_detached", 1, &part);
 	}
 	else
-		call_partition_function(owner, "_sync_partitions", parent);
+		call_partition_function(owner, "_sync_partitions", 1, &parent);
 }
 
 /*
