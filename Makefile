@@ -19,6 +19,7 @@ OBJS = \
 	src/capture/relinfo.o \
 	src/capture/event.o \
 	src/capture/capture.o \
+	src/capture/utility_hook.o \
 	src/writer/worker.o \
 	src/writer/status.o \
 	src/writer/txnbuf.o \
@@ -40,7 +41,7 @@ PG_CPPFLAGS = -I$(srcdir)/src
 
 # pg_regress: a private cluster with the library preloaded and logical WAL,
 # so the tests can read events back through a test_decoding slot.
-REGRESS = setup track context values capture ddl partition truncate writer reader reader_escapes
+REGRESS = setup track context values capture ddl partition partition_roles truncate writer reader reader_escapes
 REGRESS_OPTS = --temp-instance=tmp_regress --temp-config=$(srcdir)/test/regress.conf
 
 ISOLATION = concurrent_ddl commit_order twophase concurrent_writers inval_during_build

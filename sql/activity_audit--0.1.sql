@@ -46,8 +46,14 @@ END
 $$;
 
 -- Add the TRUNCATE trigger to every leaf partition below a tracked
--- partitioned table that lacks one.  Row triggers are cloned to partitions
--- by PostgreSQL itself; statement triggers are not.
+-- partitioned table, or below a partition of one, that lacks one.  Row
+-- triggers are cloned to partitions by PostgreSQL itself; statement
+-- triggers are not.  The configuration is that of parent's row trigger,
+-- its own or the clone of its tracked ancestor's, so a leaf's two triggers
+-- always agree.  track() calls it, and the library's ProcessUtility hook
+-- (src/utility_hook.c) after CREATE TABLE ... PARTITION OF parent and
+-- ATTACH PARTITION to parent, as the extension's owner: a role running
+-- that DDL on its own table has no USAGE on this schema.
 CREATE FUNCTION activity_audit._sync_partitions(parent regclass)
 RETURNS void
 LANGUAGE plpgsql
@@ -59,7 +65,7 @@ DECLARE
 BEGIN
   SELECT activity_audit._trigger_config(t.tgargs, t.tgnargs) INTO cfg
     FROM pg_trigger t
-   WHERE t.tgrelid = parent AND t.tgname = 'activity_audit_truncate';
+   WHERE t.tgrelid = parent AND t.tgname = 'activity_audit_capture';
   IF cfg IS NULL THEN
     RETURN;
   END IF;
@@ -76,49 +82,72 @@ BEGIN
 END
 $$;
 
--- Event trigger: partitions created or attached later get the TRUNCATE
--- trigger of their tracked ancestors, and a partition detached from a
--- tracked table loses the TRUNCATE trigger it had only as a partition (its
--- cloned row trigger is removed by PostgreSQL itself).
-CREATE FUNCTION activity_audit._on_partition_ddl()
-RETURNS event_trigger
+-- Before ATTACH PARTITION part to parent, if parent is audited (its capture
+-- trigger, own or cloned, is about to be cloned into part's tree): the
+-- tables of that tree give up configurations of their own, as untrack()
+-- would take them.  PostgreSQL refuses to clone a trigger over one of the
+-- same name, and two capture triggers would audit every change twice.
+-- Their TRUNCATE triggers go too; _sync_partitions() then gives every leaf
+-- the parent's.  Called only by the ProcessUtility hook, as the extension's
+-- owner, when the role running the ATTACH owns both tables and holds the
+-- locks ATTACH takes; PUBLIC may not.
+CREATE FUNCTION activity_audit._partition_attaching(parent regclass, part regclass)
+RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  obj record;
-  anc regclass;
-  stale regclass;
+  rel regclass;
 BEGIN
-  FOR obj IN
-    SELECT DISTINCT c.objid FROM pg_event_trigger_ddl_commands() c
-     WHERE c.object_type IN ('table', 'table column') AND c.classid = 'pg_class'::regclass
+  IF NOT EXISTS (SELECT 1 FROM pg_trigger t
+                  WHERE t.tgrelid = parent AND t.tgname = 'activity_audit_capture') THEN
+    RETURN;
+  END IF;
+  -- pg_partition_tree() of a table that is not yet a partition is empty,
+  -- unless it is partitioned.  Own capture triggers only: dropping one takes
+  -- its clones below along.
+  FOR rel IN
+    SELECT t.tgrelid FROM pg_trigger t
+     WHERE t.tgrelid IN (SELECT part UNION SELECT p.relid FROM pg_partition_tree(part) p)
+       AND t.tgname = 'activity_audit_capture' AND t.tgparentid = 0
   LOOP
-    FOR anc IN
-      SELECT a.relid FROM pg_partition_ancestors(obj.objid) a
-        JOIN pg_class k ON k.oid = a.relid
-       WHERE k.relkind = 'p'
-    LOOP
-      PERFORM activity_audit._sync_partitions(anc);
-    END LOOP;
+    PERFORM activity_audit._drop_trigger(rel, 'activity_audit_capture');
   END LOOP;
-  -- only the current role's own tables: another role's DDL must not fail here
-  FOR stale IN
-    SELECT t.tgrelid FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
-     WHERE t.tgname = 'activity_audit_truncate'
-       AND NOT EXISTS (SELECT 1 FROM pg_trigger r
-                        WHERE r.tgrelid = t.tgrelid AND r.tgname = 'activity_audit_capture')
-       AND pg_has_role(c.relowner, 'MEMBER')
-  LOOP
-    EXECUTE format('DROP TRIGGER activity_audit_truncate ON %s', stale);
+  FOR rel IN SELECT part UNION SELECT p.relid FROM pg_partition_tree(part) p LOOP
+    PERFORM activity_audit._drop_trigger(rel, 'activity_audit_truncate');
   END LOOP;
 END
 $$;
 
-CREATE EVENT TRIGGER activity_audit_partitions
-  ON ddl_command_end
-  WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')
-  EXECUTE FUNCTION activity_audit._on_partition_ddl();
+-- After DETACH PARTITION part: PostgreSQL has dropped the capture triggers
+-- it had cloned into part's tree; drop the TRUNCATE triggers that were
+-- there only because the tree was a partition.  A table of the tree that
+-- still has a capture trigger of its own keeps its TRUNCATE trigger.
+-- Called only by the ProcessUtility hook, as the extension's owner, when
+-- the role running the DETACH owns the partitioned table; PUBLIC may not.
+CREATE FUNCTION activity_audit._partition_detached(part regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  rel regclass;
+BEGIN
+  -- pg_partition_tree() of a table that is no longer a partition is empty
+  FOR rel IN
+    SELECT t.tgrelid FROM pg_trigger t
+     WHERE t.tgrelid IN (SELECT part UNION SELECT p.relid FROM pg_partition_tree(part) p)
+       AND t.tgname = 'activity_audit_truncate'
+       AND NOT EXISTS (SELECT 1 FROM pg_trigger r
+                        WHERE r.tgrelid = t.tgrelid AND r.tgname = 'activity_audit_capture')
+  LOOP
+    EXECUTE format('DROP TRIGGER activity_audit_truncate ON %s', rel);
+  END LOOP;
+END
+$$;
+
+REVOKE ALL ON FUNCTION activity_audit._partition_attaching(regclass, regclass) FROM PUBLIC;
+REVOKE ALL ON FUNCTION activity_audit._partition_detached(regclass) FROM PUBLIC;
 
 -- Start (or re-configure) auditing of a table.
 CREATE FUNCTION activity_audit.track(target regclass,

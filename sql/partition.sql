@@ -115,12 +115,10 @@ TRUNCATE part_m4;
 TRUNCATE part_m6;
 SELECT * FROM part_events();
 
--- A table that is tracked on its own cannot be attached: PostgreSQL refuses
--- to clone the parent's row trigger over its own.  Untracked, it attaches.
+-- A table that is tracked on its own attaches too, and is then audited as
+-- a partition only (more below, with part_a).
 CREATE TABLE part_m7 (id int PRIMARY KEY, note text);
 SELECT activity_audit.track('part_m7', 'Seven');
-ALTER TABLE part_m ATTACH PARTITION part_m7 FOR VALUES FROM (700) TO (800);
-SELECT activity_audit.untrack('part_m7');
 ALTER TABLE part_m ATTACH PARTITION part_m7 FOR VALUES FROM (700) TO (800);
 INSERT INTO part_m VALUES (700, 'l');
 TRUNCATE part_m7;
@@ -155,6 +153,87 @@ SELECT * FROM part_events();
 -- the partitions still attached are audited as before
 INSERT INTO part_m VALUES (3, 'p');
 SELECT * FROM part_events();
+
+--
+-- ATTACH of tables tracked on their own to a tracked table (pg_partman
+-- creates a partition, then attaches it; an event trigger that tracks every
+-- new table may have tracked it in between).  Each gives up its own
+-- configuration, and that of the tables below it: its own audit triggers
+-- are dropped, PostgreSQL clones the parent's row trigger, every leaf gets
+-- a TRUNCATE trigger with the parent's configuration, and only the parent
+-- is listed as tracked.  Every change gives exactly one event, with the
+-- parent's model, exclude, redact and log_noop_updates.  Attached are a
+-- plain table (part_a1), a partitioned table tracked itself (part_a2, with
+-- part_a2x), and a partitioned table with a tracked partition (part_a3,
+-- with part_a3x).
+--
+CREATE FUNCTION part_a_triggers() RETURNS TABLE(tbl text, tgname name, cloned boolean, config jsonb)
+LANGUAGE sql AS $$
+  SELECT t.tgrelid::regclass::text, t.tgname, t.tgparentid <> 0,
+         activity_audit._trigger_config(t.tgargs, t.tgnargs)
+    FROM pg_trigger t
+   WHERE t.tgname LIKE 'activity\_audit\_%' AND t.tgrelid::regclass::text LIKE 'part\_a%'
+   ORDER BY 1, 2
+$$;
+CREATE FUNCTION part_a_events() RETURNS TABLE(event_type text, model text, "table" text, instance_id text, instance_repr jsonb, changes jsonb)
+LANGUAGE sql AS $$
+  SELECT e->>'event_type', e->>'model', e->>'table', e->>'instance_id', e->'instance_repr', e->'changes'
+    FROM audit_events() e
+$$;
+CREATE TABLE part_a (id int PRIMARY KEY, note text, secret text, pin text) PARTITION BY RANGE (id);
+SELECT activity_audit.track('part_a', 'Account', exclude => '{secret}', redact => '{pin}');
+CREATE TABLE part_a1 (id int PRIMARY KEY, note text, secret text, pin text);
+SELECT activity_audit.track('part_a1', 'One', exclude => '{pin}', redact => '{note}',
+                            log_noop_updates => true);
+CREATE TABLE part_a2 (id int PRIMARY KEY, note text, secret text, pin text) PARTITION BY RANGE (id);
+CREATE TABLE part_a2x PARTITION OF part_a2 FOR VALUES FROM (200) TO (300);
+SELECT activity_audit.track('part_a2', 'Two');
+CREATE TABLE part_a3 (id int PRIMARY KEY, note text, secret text, pin text) PARTITION BY RANGE (id);
+CREATE TABLE part_a3x PARTITION OF part_a3 FOR VALUES FROM (300) TO (400);
+SELECT activity_audit.track('part_a3x', 'Three');
+INSERT INTO part_a1 VALUES (100, 'before', 's0', 'p0');
+SELECT * FROM part_a_events();
+-- an ATTACH that fails (a row outside the bounds) leaves everything as it was
+ALTER TABLE part_a ATTACH PARTITION part_a1 FOR VALUES FROM (0) TO (50);
+SELECT * FROM activity_audit.tracked WHERE table_name::text LIKE 'part\_a%' ORDER BY 1::text;
+ALTER TABLE part_a ATTACH PARTITION part_a1 FOR VALUES FROM (100) TO (200);
+ALTER TABLE part_a ATTACH PARTITION part_a2 FOR VALUES FROM (200) TO (300);
+ALTER TABLE part_a ATTACH PARTITION part_a3 FOR VALUES FROM (300) TO (400);
+SELECT * FROM part_a_triggers();
+SELECT * FROM activity_audit.tracked WHERE table_name::text LIKE 'part\_a%' ORDER BY 1::text;
+INSERT INTO part_a VALUES (101, 'n1', 's1', 'p1'), (201, 'n2', 's2', 'p2'), (301, 'n3', 's3', 'p3');
+INSERT INTO part_a2x VALUES (202, 'n4', 's4', 'p4');
+-- only an excluded column changes, or nothing: no event
+UPDATE part_a SET secret = 'changed' WHERE id = 101;
+UPDATE part_a1 SET note = note WHERE id = 100;
+UPDATE part_a SET note = 'n9', pin = 'p9' WHERE id IN (100, 301);
+DELETE FROM part_a WHERE id = 201;
+TRUNCATE part_a1, part_a3;
+SELECT * FROM part_a_events();
+
+--
+-- DETACH: a detached partition is not audited (PostgreSQL drops the cloned
+-- row trigger, the hook the TRUNCATE trigger), and the configuration it had
+-- of its own before the attach is not restored.  track() audits it again
+-- on its own.  A tracked table attached to a table that is not tracked
+-- keeps its own configuration.
+--
+ALTER TABLE part_a DETACH PARTITION part_a1;
+ALTER TABLE part_a DETACH PARTITION part_a2;
+SELECT * FROM part_a_triggers() WHERE tbl <> 'part_a' AND tbl NOT LIKE 'part\_a3%';
+SELECT * FROM activity_audit.tracked WHERE table_name::text LIKE 'part\_a%' ORDER BY 1::text;
+INSERT INTO part_a1 VALUES (102, 'n5', 's5', 'p5');
+INSERT INTO part_a2 VALUES (203, 'n6', 's6', 'p6');
+TRUNCATE part_a1, part_a2;
+SELECT * FROM part_a_events();
+SELECT activity_audit.track('part_a1', 'One again');
+CREATE TABLE part_u (id int PRIMARY KEY, note text, secret text, pin text) PARTITION BY RANGE (id);
+ALTER TABLE part_u ATTACH PARTITION part_a1 FOR VALUES FROM (100) TO (200);
+SELECT * FROM activity_audit.tracked WHERE table_name::text LIKE 'part\_a%' ORDER BY 1::text;
+INSERT INTO part_u VALUES (103, 'n7', 's7', 'p7');
+SELECT * FROM part_a_events();
+DROP TABLE part_a, part_a2, part_u;
+DROP FUNCTION part_a_triggers(), part_a_events();
 
 --
 -- untrack() of the parent removes every audit trigger of the whole tree,

@@ -20,6 +20,7 @@
 #include "utils/guc.h"
 
 #include "activity_audit.h"
+#include "capture/capture.h"
 #include "common/sha256.h"
 #include "common/sign.h"
 #include "guc.h"
@@ -45,6 +46,7 @@ _PG_init(void)
 	aa_preloaded = process_shared_preload_libraries_in_progress;
 
 	aa_define_gucs();
+	aa_install_utility_hook();
 
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("audit");

@@ -23,6 +23,9 @@
 #include "utils/relcache.h"
 #include "utils/reltrigger.h"
 
+/* utility_hook.c: audit triggers of partitions follow partition DDL */
+extern void aa_install_utility_hook(void);
+
 /* json_value.c: values to JSON text, as to_jsonb() would */
 typedef enum AAJsonCategory
 {
