@@ -43,13 +43,16 @@ ensure_packages() {
 	if ((${#missing[@]} == 0)); then
 		return 0
 	fi
+	local root=()
 	if ! is_root; then
-		die "missing packages: ${missing[*]}; run this script with sudo, or install them first"
+		command -v sudo >/dev/null 2>&1 ||
+			die "missing packages: ${missing[*]}; run this script as root, or install them first"
+		root=(sudo)
 	fi
 	say "installing packages: ${missing[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -q
-	apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
+	"${root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+	"${root[@]}" env DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
 }
 
 # check_pg_config: PG_CONFIG must be the server we build for.

@@ -2,7 +2,7 @@
 #
 # tools/demo.sh - try activity_audit on a throwaway cluster.
 #
-#   sudo tools/demo.sh
+#   tools/demo.sh          (as root, or as a user who may use sudo)
 #
 # Installs the packages it needs (if missing), builds and installs the
 # extension, starts a private PostgreSQL cluster in a temporary directory

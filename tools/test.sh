@@ -2,7 +2,7 @@
 #
 # tools/test.sh - build activity_audit and run every test suite.
 #
-#   sudo tools/test.sh
+#   tools/test.sh          (as root, or as a user who may use sudo)
 #
 # This is the project's test command; CI runs it on a fresh Debian machine as
 # root.  It
@@ -19,9 +19,9 @@
 #   4. prints the diffs and logs of whatever failed, and ends with one line
 #      "N passed, M failed".  The exit status is non-zero on any failure.
 #
-# It also works as an ordinary user that already has the packages: apt and
-# the switch to postgres are skipped, and "make install" uses sudo only if
-# PostgreSQL's directories are not writable.
+# It also works as an ordinary user: missing packages are installed through
+# sudo, the switch to postgres is skipped (the servers run as that user), and
+# "make install" uses sudo only if PostgreSQL's directories are not writable.
 #
 # Environment:
 #   WERROR=0          build without -Werror
