@@ -280,6 +280,7 @@ append_head(StringInfo buf, AARelInfo *ri, AAEventType type, StringInfo id)
 {
 	const char *tname = event_type_names[type];
 
+	/* "timestamp" first: the readers rely on it (AA_TIMESTAMP_PREFIX) */
 	aa_put_lit(buf, "{\"timestamp\":");
 	append_timestamp(buf, GetCurrentTimestamp());
 	aa_put_lit(buf, ",\"level\":\"AUDIT\",\"name\":\"audit.model\",\"message\":\"");
@@ -321,6 +322,7 @@ transaction_tail(void)
 
 	if (!FullTransactionIdEquals(xid, cached_xid) || tail[0] == '\0')
 	{
+		/* "txid" last: the signature reads it from there (sign.h) */
 		snprintf(tail, sizeof(tail), ",\"backend_pid\":%d,\"txid\":" UINT64_FORMAT "}",
 				 MyProcPid, U64FromFullTransactionId(xid));
 		cached_xid = xid;

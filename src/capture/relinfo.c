@@ -381,6 +381,7 @@ build_entry(AARelInfo *ri, Relation rel, Trigger *trigger)
 	initStringInfo(&buf);
 	append_field(&buf, "schema", get_namespace_name(RelationGetNamespace(rel)));
 	appendStringInfoChar(&buf, ',');
+	/* the form history() pre-filters lines on (stream_format.h) */
 	append_field(&buf, "table", RelationGetRelationName(rel));
 	ri->where_fields = buf.data;
 	ri->where_fields_len = buf.len;

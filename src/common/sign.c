@@ -42,8 +42,8 @@
 #define AA_KEY_FILE		AA_STATE_DIR "/event_key"
 #define AA_KEY_LEN		16
 
-/* ,"sig":"0123456789abcdef"} */
-#define AA_SIG_PREFIX	",\"sig\":\""
+/* ,"sig":"0123456789abcdef"} (see sign.h) */
+#define AA_SIG_PREFIX	AA_SIG_KEY
 #define AA_SIG_LEN		(sizeof(AA_SIG_PREFIX) - 1 + 16 + 2)
 
 static uint64 key0;
@@ -252,7 +252,7 @@ aa_verify_event(const char *msg, size_t len, size_t *body_len, uint64 *txid)
 		value += (uint64) (*p - '0') * scale;
 		scale *= 10;
 	}
-	if (p == msg + body || p - msg < 8 || memcmp(p - 8, ",\"txid\":", 8) != 0)
+	if (p == msg + body || p - msg < 8 || memcmp(p - 8, AA_TXID_KEY, 8) != 0)
 		return false;
 
 	/* a transaction's events share their MAC: compute it once */
