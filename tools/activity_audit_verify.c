@@ -237,8 +237,12 @@ usage(void)
 	printf("Exit status: 0 intact chain, 1 broken chain, 2 usage or I/O error.\n");
 }
 
-int
-main(int argc, char **argv)
+/*
+ * The command line, in pg_waldump's manner: --help and --version first,
+ * then getopt_long.  Returns the directory; exits on a usage error.
+ */
+static const char *
+parse_args(int argc, char **argv, int *quiet)
 {
 	static struct option long_options[] = {
 		{"help", no_argument, NULL, '?'},
@@ -246,20 +250,8 @@ main(int argc, char **argv)
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0}
 	};
-	AAChainCheck chain;
-	const char *dir;
-	char	  **names = NULL;
-	int			nnames;
-	int			i;
-	int			files_checked = 0;
-	int			partial = 0;
-	int			quiet = 0;
 	int			option;
-	const char *impl;
-	const char *force;
 
-	pg_logging_init(argv[0]);
-	progname = get_progname(argv[0]);
 	if (argc > 1)
 	{
 		if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-?") == 0)
@@ -278,7 +270,7 @@ main(int argc, char **argv)
 		switch (option)
 		{
 			case 'q':
-				quiet = 1;
+				*quiet = 1;
 				break;
 			case 'h':
 				usage();
@@ -300,7 +292,26 @@ main(int argc, char **argv)
 		fprintf(stderr, "Try \"%s --help\" for more information.\n", progname);
 		exit(EXIT_ERROR);
 	}
-	dir = argv[optind];
+	return argv[optind];
+}
+
+int
+main(int argc, char **argv)
+{
+	AAChainCheck chain;
+	const char *dir;
+	char	  **names = NULL;
+	int			nnames;
+	int			i;
+	int			files_checked = 0;
+	int			partial = 0;
+	int			quiet = 0;
+	const char *impl;
+	const char *force;
+
+	pg_logging_init(argv[0]);
+	progname = get_progname(argv[0]);
+	dir = parse_args(argc, argv, &quiet);
 
 	nnames = list_stream_files(dir, &names);
 	if (nnames < 0)

@@ -53,6 +53,42 @@
 #endif
 
 /*
+ * The composite part of aa_value_out_init: a copy of the row type's
+ * descriptor, each live attribute classified, and its key pre-escaped.
+ */
+static void
+init_composite(AAValueOut *vo, Oid typid, MemoryContext mcxt)
+{
+	TupleDesc	desc = lookup_rowtype_tupdesc(typid, -1);
+	MemoryContext old = MemoryContextSwitchTo(mcxt);
+	int			i;
+
+	vo->category = AAJ_COMPOSITE;
+	vo->typrelid = get_typ_typrelid(typid);
+	vo->tupdesc = CreateTupleDescCopy(desc);
+	ReleaseTupleDesc(desc);
+	vo->atts = palloc0(sizeof(AAValueOut) * vo->tupdesc->natts);
+	vo->attkeys = palloc0(sizeof(char *) * vo->tupdesc->natts);
+	MemoryContextSwitchTo(old);
+	for (i = 0; i < vo->tupdesc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(vo->tupdesc, i);
+		StringInfoData key;
+
+		if (att->attisdropped)
+			continue;
+		aa_value_out_init(&vo->atts[i], att->atttypid, mcxt);
+		vo->has_float |= vo->atts[i].has_float;
+		old = MemoryContextSwitchTo(mcxt);
+		initStringInfo(&key);
+		aa_json_string(&key, NameStr(att->attname), strlen(NameStr(att->attname)));
+		appendStringInfoChar(&key, ':');
+		vo->attkeys[i] = key.data;
+		MemoryContextSwitchTo(old);
+	}
+}
+
+/*
  * Classify a type the way jsonb_categorize_type() does and prepare what
  * serializing its values needs (output function, element or attribute
  * descriptions), allocated in mcxt so it lives as long as the cache entry.
@@ -121,36 +157,7 @@ aa_value_out_init(AAValueOut *vo, Oid typid, MemoryContext mcxt)
 				vo->has_float = vo->elem->has_float;
 			}
 			else if (type_is_rowtype(typid))
-			{
-				TupleDesc	desc = lookup_rowtype_tupdesc(typid, -1);
-				MemoryContext old = MemoryContextSwitchTo(mcxt);
-				int			i;
-
-				vo->category = AAJ_COMPOSITE;
-				vo->typrelid = get_typ_typrelid(typid);
-				vo->tupdesc = CreateTupleDescCopy(desc);
-				ReleaseTupleDesc(desc);
-				vo->atts = palloc0(sizeof(AAValueOut) * vo->tupdesc->natts);
-				vo->attkeys = palloc0(sizeof(char *) * vo->tupdesc->natts);
-				MemoryContextSwitchTo(old);
-				for (i = 0; i < vo->tupdesc->natts; i++)
-				{
-					Form_pg_attribute att = TupleDescAttr(vo->tupdesc, i);
-					StringInfoData key;
-
-					if (att->attisdropped)
-						continue;
-					aa_value_out_init(&vo->atts[i], att->atttypid, mcxt);
-					vo->has_float |= vo->atts[i].has_float;
-					old = MemoryContextSwitchTo(mcxt);
-					initStringInfo(&key);
-					aa_json_string(&key, NameStr(att->attname),
-								   strlen(NameStr(att->attname)));
-					appendStringInfoChar(&key, ':');
-					vo->attkeys[i] = key.data;
-					MemoryContextSwitchTo(old);
-				}
-			}
+				init_composite(vo, typid, mcxt);
 			else
 			{
 				Oid			castfunc = InvalidOid;

@@ -200,6 +200,63 @@ aa_state_write(const StreamState *st, char **err)
 }
 
 /*
+ * One "key value" line of the state file into st: the key's bit in the
+ * set of keys seen (see aa_state_read), 0 for an unknown key (a newer
+ * writer's, ignored), -1 for a value that does not parse.
+ */
+static int
+state_field(const char *key, char *value, StreamState *st)
+{
+	const char *end;
+	uint64		v;
+
+	if (strcmp(key, "started") == 0)
+	{
+		if (!aa_parse_uint64(value, &v, &end) || *end != '\0')
+			return -1;
+		st->started = (pg_time_t) v;
+		return 2;
+	}
+	if (strcmp(key, "seq") == 0)
+		return aa_parse_uint64(value, &st->start.seq, &end) && *end == '\0' ? 4 : -1;
+	if (strcmp(key, "lsn") == 0)
+		return aa_parse_lsn(value, &st->start.commit_lsn, &end) && *end == '\0' ? 8 : -1;
+	if (strcmp(key, "events_at_lsn") == 0)
+	{
+		if (!aa_parse_uint64(value, &v, &end) || *end != '\0' || v > PG_INT32_MAX)
+			return -1;
+		st->start.events_at_lsn = (int) v;
+		return 16;
+	}
+	if (strcmp(key, "hash") == 0)
+	{
+		if (strlen(value) != AA_HASH_HEX_LEN || !aa_is_hash_hex(value))
+			return -1;
+		memcpy(st->start.hash, value, AA_HASH_HEX_LEN + 1);
+		return 32;
+	}
+	if (strcmp(key, "directory") == 0 && st->directory == NULL)
+	{
+		st->directory = pstrdup(value);
+		return 64;
+	}
+	if (strcmp(key, "pattern") == 0 && st->pattern == NULL)
+	{
+		st->pattern = pstrdup(value);
+		return 128;
+	}
+	if (strcmp(key, "file") == 0 && st->path == NULL)
+	{
+		if (value[0] == '\0')
+			return -1;
+		st->path = pstrdup(value);
+		return 256;
+	}
+	return strcmp(key, "directory") == 0 || strcmp(key, "pattern") == 0 ||
+		strcmp(key, "file") == 0 ? -1 : 0;
+}
+
+/*
  * Read the state file.  *found is false when there is none (a stream that
  * never had a file).  A state file that exists but cannot be understood is
  * an error: guessing could repeat or skip events.
@@ -250,8 +307,7 @@ aa_state_read(StreamState *st, bool *found, char **err)
 	for (; (next = strchr(line, '\n')) != NULL; line = next + 1)
 	{
 		char	   *value;
-		const char *end;
-		bool		ok = true;
+		int			bit;
 
 		*next = '\0';
 		if (seen == 0)
@@ -265,60 +321,13 @@ aa_state_read(StreamState *st, bool *found, char **err)
 		if (value == NULL)
 			break;
 		*value++ = '\0';
-		if (strcmp(line, "started") == 0)
-		{
-			uint64		v;
-
-			ok = aa_parse_uint64(value, &v, &end) && *end == '\0';
-			st->started = (pg_time_t) v;
-			seen |= 2;
-		}
-		else if (strcmp(line, "seq") == 0)
-		{
-			ok = aa_parse_uint64(value, &st->start.seq, &end) && *end == '\0';
-			seen |= 4;
-		}
-		else if (strcmp(line, "lsn") == 0)
-		{
-			ok = aa_parse_lsn(value, &st->start.commit_lsn, &end) && *end == '\0';
-			seen |= 8;
-		}
-		else if (strcmp(line, "events_at_lsn") == 0)
-		{
-			uint64		v;
-
-			ok = aa_parse_uint64(value, &v, &end) && *end == '\0' && v <= PG_INT32_MAX;
-			st->start.events_at_lsn = (int) v;
-			seen |= 16;
-		}
-		else if (strcmp(line, "hash") == 0)
-		{
-			ok = strlen(value) == AA_HASH_HEX_LEN && aa_is_hash_hex(value);
-			if (ok)
-				memcpy(st->start.hash, value, AA_HASH_HEX_LEN + 1);
-			seen |= 32;
-		}
-		else if (strcmp(line, "directory") == 0)
-		{
-			st->directory = pstrdup(value);
-			seen |= 64;
-		}
-		else if (strcmp(line, "pattern") == 0)
-		{
-			st->pattern = pstrdup(value);
-			seen |= 128;
-		}
-		else if (strcmp(line, "file") == 0)
-		{
-			ok = value[0] != '\0';
-			st->path = pstrdup(value);
-			seen |= 256;
-		}
-		if (!ok)
+		bit = state_field(line, value, st);
+		if (bit < 0)
 		{
 			seen = -1;
 			break;
 		}
+		seen |= bit;
 	}
 	/* judged before buf goes: line points into it */
 	complete = (seen == 511 && *line == '\0');
