@@ -53,9 +53,12 @@ typedef struct AAWriterShared
 } AAWriterShared;
 
 static AAWriterShared *writer_shared = NULL;
+#if PG_VERSION_NUM >= 150000
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
+#endif
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
+#if PG_VERSION_NUM >= 150000
 /* Ask for the shared status. */
 static void
 writer_shmem_request(void)
@@ -64,6 +67,7 @@ writer_shmem_request(void)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(MAXALIGN(sizeof(AAWriterShared)));
 }
+#endif
 
 /* Create or attach to the shared status. */
 static void
@@ -88,8 +92,13 @@ writer_shmem_startup(void)
 void
 aa_status_request_shmem(void)
 {
+#if PG_VERSION_NUM >= 150000
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = writer_shmem_request;
+#else
+	/* before 15, requests are made directly while preloading */
+	RequestAddinShmemSpace(MAXALIGN(sizeof(AAWriterShared)));
+#endif
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = writer_shmem_startup;
 }
