@@ -19,6 +19,8 @@ OBJS = \
 	src/capture/event.o \
 	src/capture/capture.o \
 	src/writer/worker.o \
+	src/writer/slot.o \
+	src/writer/gap.o \
 	src/writer/status.o \
 	src/writer/txnbuf.o \
 	src/writer/decode.o \
