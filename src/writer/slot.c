@@ -8,16 +8,19 @@
  * The slot keeps the WAL back to the oldest message not yet delivered.  At
  * start the writer works out what it still needs: the slot's restart_lsn
  * when the slot is sound; the position the slot had when it was
- * invalidated (max_slot_wal_keep_size), where PostgreSQL keeps it; else the
+ * invalidated (max_slot_wal_keep_size), where PostgreSQL keeps it; else
+ * (the slot missing from a restored data directory, or dropped) the
  * stream's last delivered commit.  A stream whose last line is a gap line
  * has accounted for all WAL before that line's "lsn" already.
  *
  * What is needed but gone is never skipped quietly: gap.c reports it and
  * writes a gap line, and only then is the slot put right (moved on, or
  * dropped and created again), so that a crash in between finds the loss
- * again instead of forgetting it.  A position the slot did not hold yet is
- * taken by setting it, making it count, and checking that its segment is
- * still there.
+ * again instead of forgetting it.  A new slot reserves WAL as
+ * pg_create_physical_replication_slot() does (ReplicationSlotReserveWal:
+ * the redo pointer, retried while a concurrent checkpoint removes it); a
+ * position before that is taken the same way, by setting it, making it
+ * count, and checking that its segment is still there.
  *
  *-------------------------------------------------------------------------
  */
@@ -127,13 +130,14 @@ wal_kept(XLogRecPtr lsn)
 }
 
 /*
- * Create the slot, keeping WAL from lsn, or from the end of the WAL when
- * lsn is invalid.  Returns where it keeps WAL from.
+ * Create the slot and reserve WAL as PostgreSQL does, from the redo
+ * pointer; then, if lsn is valid, from lsn instead.  Returns where it
+ * keeps WAL from.
  */
 static XLogRecPtr
 create_slot(XLogRecPtr lsn)
 {
-	XLogRecPtr	restart = XLogRecPtrIsInvalid(lsn) ? GetFlushRecPtr(NULL) : lsn;
+	XLogRecPtr	restart;
 
 #if PG_VERSION_NUM >= 170000
 	ReplicationSlotCreate(AA_SLOT_NAME, false, RS_PERSISTENT, false, false, false);
@@ -142,6 +146,12 @@ create_slot(XLogRecPtr lsn)
 #else
 	ReplicationSlotCreate(AA_SLOT_NAME, false, RS_PERSISTENT);
 #endif
+	ReplicationSlotReserveWal();
+	SpinLockAcquire(&MyReplicationSlot->mutex);
+	restart = MyReplicationSlot->data.restart_lsn;
+	SpinLockRelease(&MyReplicationSlot->mutex);
+	if (!XLogRecPtrIsInvalid(lsn))
+		restart = lsn;
 	set_restart_lsn(restart);
 	ereport(LOG,
 			(errmsg("activity_audit writer created replication slot \"%s\" at %X/%X",
@@ -197,8 +207,7 @@ hold_slot_at(SlotCondition *cond, XLogRecPtr lsn)
  * stream: the position the stream had when opened (aa_deliver_open).
  *
  * "needed" is exact when it comes from the slot or from a gap line; from
- * the stream's last commit alone (an invalidated slot whose position
- * PostgreSQL did not keep) it is a guess (a transaction open at that
+ * the stream's last commit alone it is a guess (a transaction open at that
  * commit began before it), so reading then starts from the oldest WAL
  * there is, which covers as much of such transactions as still exists.
  */
@@ -222,9 +231,9 @@ aa_slot_start(const AAStreamPos *stream)
 		needed = lost_at;
 		reason = "slot_invalidated";
 	}
-	else if (cond != SLOT_INVALIDATED)
+	else if (cond != SLOT_INVALIDATED && stream->seq == 0 && !stream->after_gap)
 	{
-		/* no slot yet: a new one from the end of the WAL */
+		/* a new stream: nothing was delivered, so nothing can be missing */
 		if (cond == SLOT_UNRESERVED)
 			ReplicationSlotDrop(AA_SLOT_NAME, false);
 		return create_slot(InvalidXLogRecPtr);
@@ -233,7 +242,7 @@ aa_slot_start(const AAStreamPos *stream)
 	{
 		needed = stream->commit_lsn;
 		exact = false;
-		reason = "slot_invalidated";
+		reason = cond == SLOT_INVALIDATED ? "slot_invalidated" : "slot_missing";
 	}
 	if (stream->after_gap && stream->commit_lsn >= needed)
 	{
