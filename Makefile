@@ -21,6 +21,8 @@ OBJS = \
 	src/capture/capture.o \
 	src/capture/utility_hook.o \
 	src/writer/worker.o \
+	src/writer/slot.o \
+	src/writer/gap.o \
 	src/writer/status.o \
 	src/writer/txnbuf.o \
 	src/writer/decode.o \

@@ -17,9 +17,14 @@
  * The first problem is reported with its file and line and the "first bad
  * seq": the first seq that cannot be verified, so events 1 .. first bad
  * seq - 1 are intact.  A last line without its trailing newline is an
- * event the writer is still appending: a warning, not counted.
+ * event the writer is still appending: a warning, not counted.  A gap line
+ * (WAL the writer could not read, so events were lost; see
+ * src/common/stream_format.h) is a link of the chain: a WARNING line for
+ * each, a "gaps:" summary worded as verify()'s detail, and still exit 0,
+ * since the chain proves the stream as the writer wrote it.
  *
- * Exit status: 0 intact chain, 1 broken chain, 2 usage or I/O error.
+ * Exit status: 0 intact chain (with or without gaps), 1 broken chain, 2
+ * usage or I/O error.
  *
  * A frontend program in the manner of pg_waldump: needs neither a database
  * nor libpq, only libpgcommon/libpgport for logging.
@@ -53,6 +58,19 @@ static const char *progname;
  */
 static char *buf = NULL;
 static size_t bufsize = 0;
+
+/* A WARNING for a gap line just verified (c->line_is_gap). */
+static void
+report_gap(const AAChainCheck *c, const char *file, int64_t lineno)
+{
+	char		what[AA_GAP_TEXT_MAX];
+
+	aa_gap_text(&c->line_gap, what, sizeof(what));
+	printf("WARNING: %s:%" PRId64 ": seq %" PRIu64 ": gap: events were lost: %s "
+		   "(found %s); transactions with txid below %" PRIu64 " may lack events\n",
+		   file, lineno, c->last_seq, what, c->line_gap.detected,
+		   c->line_gap.txid_upper_bound);
+}
 
 /*
  * Feed every complete line of one file to the chain check.  Returns 0 when
@@ -91,7 +109,11 @@ check_file(AAChainCheck *c, const char *file, const char *path, int last,
 		{
 			lineno++;
 			if (aa_chain_line(c, file, lineno, buf + start, (size_t) (nl - (buf + start))))
+			{
 				(*events)++;
+				if (c->line_is_gap)
+					report_gap(c, file, lineno);
+			}
 			start = scan = (size_t) (nl - buf) + 1;
 			continue;
 		}
@@ -234,7 +256,10 @@ usage(void)
 		   "  -q, --quiet    do not list the files checked\n"
 		   "  -V, --version  output version information, then exit\n"
 		   "  -?, --help     show this help, then exit\n\n");
-	printf("Exit status: 0 intact chain, 1 broken chain, 2 usage or I/O error.\n");
+	printf("A gap line (WAL the writer could not read: events were lost) is\n"
+		   "reported with a WARNING line and does not break the chain.\n\n");
+	printf("Exit status: 0 intact chain (also with gaps), 1 broken chain,\n"
+		   "2 usage or I/O error.\n");
 }
 
 /*
@@ -373,7 +398,15 @@ main(int argc, char **argv)
 	}
 	if (chain.verified > 0)
 		printf("last hash: %.64s\n", chain.prev_hash);
-	printf("RESULT: OK - the hash chain is intact%s\n",
+	if (chain.gaps > 0)
+	{
+		char		note[AA_CHAIN_DETAIL_LEN];
+
+		aa_chain_gap_note(&chain, note, sizeof(note));
+		printf("gaps: %s\n", note);
+	}
+	printf("RESULT: OK - the hash chain is intact%s%s\n",
+		   chain.gaps > 0 ? ", but events were lost (see the WARNING lines)" : "",
 		   partial ? " (a partially written last line was not counted)" : "");
 	return EXIT_INTACT;
 }

@@ -12,6 +12,10 @@
  * that), and a key named "seq" or "prev_hash" inside the event changes
  * nothing.
  *
+ * The gap line (stream_format.h) is written and read here too
+ * (aa_gap_format, aa_gap_parse), so the writer and every reader share one
+ * definition of it.
+ *
  * The chain check (aa_chain_*) holds the rules of SPEC section 6 and the
  * wording of every verdict, so that verify() and activity_audit_verify can
  * only ever agree.
@@ -98,6 +102,33 @@ aa_parse_uint64(const char *s, uint64_t *value, const char **end)
 }
 
 /*
+ * Whether the event part of a line, text[0 .. body_len), ends the way only
+ * a gap line's does: with "lost_to_lsn" equal to the line's "lsn" (see
+ * stream_format.h; an event's last key is "txid").  This needs no more
+ * than the line's end, which is all the writer's recovery reads.
+ */
+static bool
+ends_like_gap(const char *text, size_t body_len, uint64_t lsn)
+{
+	const char *end = text + body_len;
+	const char *q;
+	const char *after;
+	uint64_t	value;
+
+	if (body_len < LIT_LEN(AA_GAP_LOST_TO_KEY) + 4 || end[-1] != '"')
+		return false;
+	q = end - 1;
+	while (q > text && (hex_value(q[-1]) >= 0 || q[-1] == '/') &&
+		   (end - 1) - q <= 17)
+		q--;
+	if (q - text < (ptrdiff_t) LIT_LEN(AA_GAP_LOST_TO_KEY) ||
+		memcmp(q - LIT_LEN(AA_GAP_LOST_TO_KEY), AA_GAP_LOST_TO_KEY,
+			   LIT_LEN(AA_GAP_LOST_TO_KEY)) != 0)
+		return false;
+	return aa_parse_lsn(q, &value, &after) && after == end - 1 && value == lsn;
+}
+
+/*
  * Parse the keys the writer adds at the end of a line (text, len: the line
  * without its newline, or only its last bytes).  false when the end is not
  * exactly the form of stream_format.h.
@@ -171,10 +202,13 @@ aa_line_parse(const char *text, size_t len, AALine *line)
 		if ((before != ',' && before != '{') ||
 			!aa_parse_uint64(digits, &seq, &after) || after != p)
 			return false;
+		line->body_len = (digits - LIT_LEN(AA_SEQ_KEY) - text) -
+			(before == ',' ? 1 : 0);
 	}
 	line->seq = seq;
 	line->lsn = lsn;
 	line->hashed_len = len - AA_CHAIN_SUFFIX_LEN;
+	line->gap = ends_like_gap(text, line->body_len, lsn);
 	return true;
 }
 
@@ -190,6 +224,179 @@ aa_is_stream_file_name(const char *name)
 	size_t		slen = LIT_LEN(AA_STREAM_FILE_SUFFIX);
 
 	return len > slen && strcmp(name + len - slen, AA_STREAM_FILE_SUFFIX) == 0;
+}
+
+/* An LSN as pg_lsn prints it: "X/X", upper-case hex. */
+static void
+format_lsn(uint64_t lsn, char *out, size_t size)
+{
+	snprintf(out, size, "%" PRIX32 "/%" PRIX32,
+			 (uint32_t) (lsn >> 32), (uint32_t) lsn);
+}
+
+/* A gap line's reason: 1 to AA_GAP_REASON_MAX of [a-z_]. */
+static bool
+is_gap_reason(const char *s)
+{
+	size_t		i;
+
+	for (i = 0; s[i]; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || s[i] == '_'))
+			return false;
+	return i > 0 && i <= AA_GAP_REASON_MAX;
+}
+
+/*
+ * The event part of a gap line, "{...}", in the one form of
+ * stream_format.h; the writer appends its keys like to any event.  Returns
+ * its length, or -1 when it does not fit or gap holds what the form does
+ * not allow (a malformed reason or time).
+ */
+int
+aa_gap_format(const AAGap *gap, char *out, size_t size)
+{
+	char		from[20];
+	char		to[20];
+	int			n;
+
+	if (strlen(gap->detected) != AA_UTC_LEN || !is_gap_reason(gap->reason) ||
+		gap->lost_from > gap->lost_to)
+		return -1;
+	format_lsn(gap->lost_from, from, sizeof(from));
+	format_lsn(gap->lost_to, to, sizeof(to));
+	n = snprintf(out, size,
+				 AA_TIMESTAMP_PREFIX "%s\",\"level\":\"AUDIT\",\"name\":\"" AA_GAP_NAME "\","
+				 "\"message\":\"" AA_GAP_EVENT_TYPE ": the WAL from %s to %s was gone "
+				 "before the writer read it; the events in it are missing\","
+				 "\"event_type\":\"" AA_GAP_EVENT_TYPE "\",\"reason\":\"%s\","
+				 "\"system_identifier\":\"%" PRIu64 "\",\"timeline\":%" PRIu32 ","
+				 "\"txid_upper_bound\":%" PRIu64 ",\"lost_from_lsn\":\"%s\""
+				 AA_GAP_LOST_TO_KEY "%s\"}",
+				 gap->detected, from, to, gap->reason, gap->system_identifier,
+				 gap->timeline, gap->txid_upper_bound, from, to);
+	if (n < 0 || (size_t) n >= size)
+		return -1;
+	return n;
+}
+
+/* A cursor over a gap line; ok turns false at the first mismatch. */
+typedef struct GapCursor
+{
+	const char *p;
+	const char *end;
+	bool		ok;
+} GapCursor;
+
+static void
+gap_lit(GapCursor *c, const char *lit)
+{
+	size_t		n = strlen(lit);
+
+	if (c->ok && (size_t) (c->end - c->p) >= n && memcmp(c->p, lit, n) == 0)
+		c->p += n;
+	else
+		c->ok = false;
+}
+
+/* Up to the next '"' (not taken), at most max bytes, none a backslash. */
+static size_t
+gap_text(GapCursor *c, size_t max)
+{
+	const char *start = c->p;
+
+	while (c->ok && c->p < c->end && *c->p != '"' && *c->p != '\\' &&
+		   (size_t) (c->p - start) < max)
+		c->p++;
+	if (c->p >= c->end || *c->p != '"')
+		c->ok = false;
+	return c->p - start;
+}
+
+static void
+gap_u64(GapCursor *c, uint64_t *value)
+{
+	const char *after;
+
+	if (c->ok && aa_parse_uint64(c->p, value, &after) && after <= c->end)
+		c->p = after;
+	else
+		c->ok = false;
+}
+
+static void
+gap_lsn(GapCursor *c, uint64_t *lsn)
+{
+	const char *after;
+
+	if (c->ok && aa_parse_lsn(c->p, lsn, &after) && after <= c->end)
+		c->p = after;
+	else
+		c->ok = false;
+}
+
+/*
+ * Whether a complete line (text, len, without its newline; line: as
+ * aa_line_parse() read it) is a gap line of exactly the form of
+ * stream_format.h, with its "lsn" and "committed_at" as that form says;
+ * fills gap when it is.
+ */
+bool
+aa_gap_parse(const char *text, size_t len, const AALine *line, AAGap *gap)
+{
+	GapCursor	c = {text, text + line->body_len, true};
+	uint64_t	timeline;
+	const char *start;
+	size_t		n;
+
+	if (!line->gap || line->body_len > len)
+		return false;
+	memset(gap, 0, sizeof(*gap));
+	gap_lit(&c, AA_TIMESTAMP_PREFIX);
+	start = c.p;
+	if (gap_text(&c, AA_UTC_LEN) != AA_UTC_LEN)
+		return false;
+	memcpy(gap->detected, start, AA_UTC_LEN);
+	gap_lit(&c, "\",\"level\":\"AUDIT\",\"name\":\"" AA_GAP_NAME "\",\"message\":\"");
+	(void) gap_text(&c, AA_GAP_LINE_MAX);
+	gap_lit(&c, "\",\"event_type\":\"" AA_GAP_EVENT_TYPE "\",\"reason\":\"");
+	start = c.p;
+	n = gap_text(&c, AA_GAP_REASON_MAX);
+	if (!c.ok || n == 0)
+		return false;
+	memcpy(gap->reason, start, n);
+	gap_lit(&c, "\",\"system_identifier\":\"");
+	gap_u64(&c, &gap->system_identifier);
+	gap_lit(&c, "\",\"timeline\":");
+	gap_u64(&c, &timeline);
+	gap_lit(&c, ",\"txid_upper_bound\":");
+	gap_u64(&c, &gap->txid_upper_bound);
+	gap_lit(&c, ",\"lost_from_lsn\":\"");
+	gap_lsn(&c, &gap->lost_from);
+	gap_lit(&c, "\"" AA_GAP_LOST_TO_KEY);
+	gap_lsn(&c, &gap->lost_to);
+	gap_lit(&c, "\"");
+	if (!c.ok || c.p != c.end || timeline > UINT32_MAX ||
+		!is_gap_reason(gap->reason))
+		return false;
+	gap->timeline = (uint32_t) timeline;
+	return gap->lost_to == line->lsn && gap->lost_from <= gap->lost_to &&
+		memcmp(gap->detected, line->committed_at, AA_UTC_LEN) == 0;
+}
+
+/*
+ * What a gap line says, in the words the verifiers use:
+ * "WAL X/X to X/X lost on system N timeline N: reason".
+ */
+void
+aa_gap_text(const AAGap *gap, char *out, size_t size)
+{
+	char		from[20];
+	char		to[20];
+
+	format_lsn(gap->lost_from, from, sizeof(from));
+	format_lsn(gap->lost_to, to, sizeof(to));
+	snprintf(out, size, "WAL %s to %s lost on system %" PRIu64 " timeline %" PRIu32 ": %s",
+			 from, to, gap->system_identifier, gap->timeline, gap->reason);
 }
 
 /* Start checking a stream from its beginning. */
@@ -237,6 +444,7 @@ aa_chain_line(AAChainCheck *c, const char *file, int64_t lineno,
 	char		computed[AA_HASH_HEX_LEN + 1];
 	uint64_t	want = c->last_seq + 1;
 
+	c->line_is_gap = false;
 	if (c->broken)
 		return false;
 	if (len == 0)
@@ -308,6 +516,24 @@ aa_chain_line(AAChainCheck *c, const char *file, int64_t lineno,
 		return false;
 	}
 
+	/* a gap line is a link like any other, but must say what was lost */
+	if (line.gap)
+	{
+		if (!aa_gap_parse(text, len, &line, &c->line_gap))
+		{
+			chain_fail(c, file, lineno,
+					   "seq %" PRIu64 ": a gap line (it ends with \"lost_to_lsn\") "
+					   "that does not have the gap line's form", line.seq);
+			return false;
+		}
+		c->line_is_gap = true;
+		if (c->gaps++ == 0)
+		{
+			c->first_gap_seq = line.seq;
+			c->first_gap = c->line_gap;
+		}
+	}
+
 	memcpy(c->prev_hash, line.hash, AA_HASH_HEX_LEN);
 	c->last_seq = line.seq;
 	c->verified++;
@@ -326,4 +552,30 @@ aa_chain_incomplete_file(AAChainCheck *c, const char *file, int64_t lineno,
 	chain_fail(c, file, lineno,
 			   "incomplete line (no trailing newline, %zu bytes) at the end of "
 			   "a file that is not the last", bytes);
+}
+
+/*
+ * What an intact chain's gap lines say, for the verdict of verify() and
+ * activity_audit_verify ("" when there are none): the chain proves the
+ * stream as written, and these lines are where the writer wrote that
+ * events were lost.
+ */
+void
+aa_chain_gap_note(const AAChainCheck *c, char *out, size_t size)
+{
+	char		what[AA_GAP_TEXT_MAX];
+
+	if (c->gaps == 0)
+	{
+		if (size > 0)
+			out[0] = '\0';
+		return;
+	}
+	aa_gap_text(&c->first_gap, what, sizeof(what));
+	if (c->gaps == 1)
+		snprintf(out, size, "events were lost: 1 gap, at seq %" PRIu64 " (%s)",
+				 c->first_gap_seq, what);
+	else
+		snprintf(out, size, "events were lost: %" PRIu64 " gaps, the first at seq %"
+				 PRIu64 " (%s)", c->gaps, c->first_gap_seq, what);
 }

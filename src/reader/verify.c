@@ -27,7 +27,9 @@ PG_FUNCTION_INFO_V1(activity_audit_verify);
  *
  * first_bad_seq is the seq the first failing line should have had: every
  * event before it is proven intact.  events counts every complete line of
- * every file (also those after a break).
+ * every file (also those after a break).  An intact chain with gap lines
+ * (WAL the writer could not read: stream_format.h) stays ok, and its
+ * detail says where events were lost.
  */
 Datum
 activity_audit_verify(PG_FUNCTION_ARGS)
@@ -75,8 +77,14 @@ activity_audit_verify(PG_FUNCTION_ARGS)
 		if (events == 0)
 			values[3] = CStringGetTextDatum(r.nfiles == 0 ? "no audit files" : "no events");
 		else
-			values[3] = CStringGetTextDatum(psprintf("seq 1 to " UINT64_FORMAT " intact in %d file(s)",
-													 (uint64) chain.last_seq, r.nfiles));
+		{
+			char		note[AA_CHAIN_DETAIL_LEN];
+
+			aa_chain_gap_note(&chain, note, sizeof(note));
+			values[3] = CStringGetTextDatum(psprintf("seq 1 to " UINT64_FORMAT " intact in %d file(s)%s%s",
+													 (uint64) chain.last_seq, r.nfiles,
+													 note[0] ? "; " : "", note));
+		}
 	}
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	return (Datum) 0;

@@ -185,6 +185,16 @@ aa_deliver_start_seq(void)
 	return start_pos.seq;
 }
 
+/*
+ * The whole position the stream had when it was opened (all zeros when the
+ * file sink is off), for slot.c to find where reading must resume.
+ */
+void
+aa_deliver_start_position(AAStreamPos *pos)
+{
+	*pos = start_pos;
+}
+
 /* Events delivered since the worker started, for writer_status(). */
 uint64
 aa_deliver_count(void)

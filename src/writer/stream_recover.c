@@ -36,6 +36,7 @@ typedef struct ChainLine
 	XLogRecPtr	lsn;
 	char		prev_hash[AA_HASH_HEX_LEN + 1];
 	char		hash[AA_HASH_HEX_LEN + 1];
+	bool		gap;			/* a gap line (AALine.gap) */
 } ChainLine;
 
 /* Reads a file backwards in chunks, keeping the last chunk. */
@@ -186,6 +187,7 @@ read_line(int fd, const char *path, off_t start, off_t end,
 		goto malformed;
 	line->seq = parsed.seq;
 	line->lsn = parsed.lsn;
+	line->gap = parsed.gap;
 	memcpy(line->prev_hash, parsed.prev_hash, AA_HASH_HEX_LEN);
 	line->prev_hash[AA_HASH_HEX_LEN] = '\0';
 	memcpy(line->hash, parsed.hash, AA_HASH_HEX_LEN);
@@ -237,6 +239,8 @@ malformed:
  * When the walk reaches the beginning of the file, the file's first line
  * must chain to the position recorded when the file was started, and a
  * commit that continues from the previous file counts its events there too.
+ * Whether the last line is a gap line is told from its end as well
+ * (common/stream_line.c), for the writer to know the loss is recorded.
  */
 bool
 aa_recover_tail(int fd, const char *path, off_t size, const AAStreamPos *start,
@@ -310,6 +314,7 @@ aa_recover_tail(int fd, const char *path, off_t size, const AAStreamPos *start,
 				pos->commit_lsn = line.lsn;
 				pos->events_at_lsn = 1;
 				memcpy(pos->hash, line.hash, AA_HASH_HEX_LEN + 1);
+				pos->after_gap = line.gap;
 			}
 			else if (line.lsn == pos->commit_lsn)
 				pos->events_at_lsn++;

@@ -11,9 +11,11 @@
  * oldest message not yet delivered.  After any restart the writer reads
  * from the slot's position again and skips what the files already hold.
  *
- * This file owns the worker's life cycle: registration, signals, the slot
- * and the reading loop.  What a record means is decode.c's, the buffers are
- * txnbuf.c's, the sinks deliver.c's, the shared status status.c's.
+ * This file owns the worker's life cycle: registration, signals and the
+ * reading loop.  Where reading starts and the slot are slot.c's (WAL that
+ * is needed but gone is recorded by gap.c, never skipped quietly), what a
+ * record means is decode.c's, the buffers are txnbuf.c's, the sinks
+ * deliver.c's, the shared status status.c's.
  *
  *-------------------------------------------------------------------------
  */
@@ -27,7 +29,6 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
-#include "replication/slot.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "utils/guc.h"
@@ -35,9 +36,6 @@
 #include "utils/timestamp.h"
 #include "activity_audit.h"
 #include "writer/writer.h"
-
-/* The writer's replication slot. */
-#define AA_SLOT_NAME		"activity_audit"
 
 /* How long the writer sleeps at the end of the WAL, at most. */
 #define AA_IDLE_MS			100
@@ -67,11 +65,12 @@ aa_register_writer(void)
 }
 
 /*
- * Reload the configuration on SIGHUP; leave on SIGTERM.  The exit status
- * is 1, as worker_spi's: status 0 would unregister the worker, so an
- * operator's kill of the writer would stop delivery until the server
- * restarts while WAL piles up.  At server shutdown the postmaster does
- * not restart it either way.
+ * Reload the configuration on SIGHUP; leave on SIGTERM.  With status 1,
+ * as worker_spi does, so that the postmaster starts the writer again: a
+ * SIGTERM comes not only at shutdown (when nothing is restarted) but also
+ * from pg_terminate_backend() and from a checkpoint that invalidates the
+ * writer's slot (max_slot_wal_keep_size), and status 0 would unregister
+ * the writer for good, leaving the stream silently stopped.
  */
 static void
 handle_interrupts(void)
@@ -98,58 +97,6 @@ aa_writer_sleep(long ms)
 }
 
 /*
- * Create the writer's physical slot, or take it over after a restart; its
- * restart_lsn is where reading resumes.
- */
-static XLogRecPtr
-acquire_slot(void)
-{
-	XLogRecPtr	restart;
-
-	if (SearchNamedReplicationSlot(AA_SLOT_NAME, true) == NULL)
-	{
-		ReplicationSlotCreate(AA_SLOT_NAME, false, RS_PERSISTENT, false);
-		restart = GetFlushRecPtr(NULL);
-		SpinLockAcquire(&MyReplicationSlot->mutex);
-		MyReplicationSlot->data.restart_lsn = restart;
-		SpinLockRelease(&MyReplicationSlot->mutex);
-		ReplicationSlotMarkDirty();
-		ReplicationSlotSave();
-		ReplicationSlotsComputeRequiredLSN();
-		ereport(LOG,
-				(errmsg("activity_audit writer created replication slot \"%s\" at %X/%X",
-						AA_SLOT_NAME, LSN_FORMAT_ARGS(restart))));
-		return restart;
-	}
-	ReplicationSlotAcquire(AA_SLOT_NAME, false);
-	SpinLockAcquire(&MyReplicationSlot->mutex);
-	restart = MyReplicationSlot->data.restart_lsn;
-	SpinLockRelease(&MyReplicationSlot->mutex);
-	return restart;
-}
-
-/* Move the slot forward, keeping the WAL from 'needed' on. */
-static void
-advance_slot(XLogRecPtr needed)
-{
-	bool		changed = false;
-
-	SpinLockAcquire(&MyReplicationSlot->mutex);
-	if (needed > MyReplicationSlot->data.restart_lsn)
-	{
-		MyReplicationSlot->data.restart_lsn = needed;
-		changed = true;
-	}
-	SpinLockRelease(&MyReplicationSlot->mutex);
-	if (changed)
-	{
-		ReplicationSlotMarkDirty();
-		ReplicationSlotSave();
-		ReplicationSlotsComputeRequiredLSN();
-	}
-}
-
-/*
  * Make what was appended durable, then publish the position: flush()
  * returns once delivered_lsn passes the caller's WAL position.
  */
@@ -166,7 +113,7 @@ checkpoint_delivery(XLogRecPtr next_lsn, TimestampTz *last_slot_save)
 	/* saving the slot fsyncs: once a second is plenty */
 	if (TimestampDifferenceExceeds(*last_slot_save, now, 1000))
 	{
-		advance_slot(aa_txns_needed_lsn(next_lsn));
+		aa_slot_advance(aa_txns_needed_lsn(next_lsn));
 		*last_slot_save = now;
 	}
 }
@@ -191,6 +138,7 @@ aa_writer_main(Datum main_arg)
 	TimestampTz last_slot_save = 0;
 	MemoryContext record_cxt;
 	int			since_sync = 0;
+	AAStreamPos start;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
@@ -204,8 +152,9 @@ aa_writer_main(Datum main_arg)
 									   ALLOCSET_DEFAULT_SIZES);
 	aa_txns_prepare_spill_dir();
 	aa_deliver_open();
+	aa_deliver_start_position(&start);
 
-	next_lsn = acquire_slot();
+	next_lsn = aa_slot_start(&start);
 	ereport(LOG,
 			(errmsg("activity_audit writer started at %X/%X, stream at seq " UINT64_FORMAT,
 					LSN_FORMAT_ARGS(next_lsn), aa_deliver_start_seq())));

@@ -3,10 +3,12 @@
  * writer.h
  *		Declarations shared by the writer's files.
  *
- * Data flows one way: the worker's loop (worker.c) reads WAL records,
- * decode.c files our messages into transaction buffers (txnbuf.c) and
- * delivers a commit's events through the sinks (deliver.c) to the stream
- * files (stream.c) and the server log; status.c shows the result.
+ * Data flows one way: the worker's loop (worker.c) reads WAL records from
+ * where its slot (slot.c) says, decode.c files our messages into
+ * transaction buffers (txnbuf.c) and delivers a commit's events through
+ * the sinks (deliver.c) to the stream files (stream.c) and the server log;
+ * WAL that is needed but gone is recorded as a gap (gap.c); status.c
+ * shows the result.
  *
  *-------------------------------------------------------------------------
  */
@@ -113,6 +115,14 @@ typedef struct AAStreamPos
 	XLogRecPtr	commit_lsn;		/* its commit LSN */
 	int			events_at_lsn;	/* trailing events of that commit in the stream */
 	char		hash[65];		/* its hash; 64 zeros before the first */
+
+	/*
+	 * The last line is a gap line (common/stream_format.h): all WAL before
+	 * commit_lsn is accounted for, delivered or recorded as lost.  Set only
+	 * by the recovery in aa_stream_open(), for slot.c to read at start;
+	 * appends leave it alone.
+	 */
+	bool		after_gap;
 } AAStreamPos;
 
 extern bool aa_stream_open(char **err);
@@ -147,6 +157,18 @@ extern void aa_state_free(StreamState *st);
 extern bool aa_fsync_path(const char *path, bool isdir, char **err);
 extern bool aa_ensure_directory(const char *dir, char **err);
 extern bool aa_write_all(int fd, const char *data, size_t len);
+
+/* deliver.c: what the stream held when it was opened */
+extern void aa_deliver_start_position(AAStreamPos *pos);
+
+/* slot.c: the writer's replication slot */
+extern XLogRecPtr aa_slot_start(const AAStreamPos *stream);
+extern void aa_slot_advance(XLogRecPtr needed);
+
+/* gap.c: WAL that is needed but gone */
+extern XLogRecPtr aa_wal_oldest(void);
+extern void aa_gap_record(XLogRecPtr lost_from, XLogRecPtr lost_to,
+						  const char *reason);
 
 /* stream_recover.c: the position from the current file's last lines */
 extern bool aa_recover_tail(int fd, const char *path, off_t size,

@@ -9,11 +9,15 @@
 # ok, first_bad_seq and the detail text, character for character.  The
 # cases include the ones where the two used to differ: a file named
 # exactly ".jsonl", an entry that cannot be examined, a directory named
-# like a stream file, a non-stream line, an empty line.
+# like a stream file, a non-stream line, an empty line.  Gap lines (WAL the
+# writer could not read) leave the chain intact: both say ok and note the
+# gaps in the same words; a line that ends like a gap line but lacks its
+# form breaks the chain for both.
 
 use strict;
 use warnings;
 
+use Digest::SHA qw(sha256_hex);
 use File::Copy;
 use File::Path qw(rmtree);
 use PostgreSQL::Test::Cluster;
@@ -118,6 +122,9 @@ sub agree
 	if ($expect_ok)
 	{
 		like($stdout, qr/^RESULT: OK/m, "$name: tool says OK");
+		my ($gaps) = $stdout =~ /^gaps: (.*)$/m;
+		like($detail, qr/; \Q$gaps\E\z/, "$name: same note of the gaps")
+		  if defined $gaps;
 		return;
 	}
 	my ($tbad) = $stdout =~ /^first bad seq: (\d+)$/m;
@@ -126,7 +133,70 @@ sub agree
 	is($tproblem, $detail, "$name: same detail");
 }
 
+# Recompute seq and the chain of every line of $copy, in stream order, as
+# the writer would have written them.
+sub rechain
+{
+	my ($copy, @bases) = @_;
+	my $prev = '0' x 64;
+	my $seq = 0;
+	for my $b (@bases)
+	{
+		my @out;
+		for my $l (file_lines("$copy/$b"))
+		{
+			chomp $l;
+			$seq++;
+			$l =~ s/,"seq":[0-9]+,/,"seq":$seq,/ or die "no seq: $l";
+			$l =~ s/,"prev_hash":"[0-9a-f]{64}","hash":"[0-9a-f]{64}"\}\z// or die;
+			my $hash = sha256_hex($prev . $l);
+			push @out, $l . ',"prev_hash":"' . $prev . '","hash":"' . $hash . '"}' . "\n";
+			$prev = $hash;
+		}
+		write_lines("$copy/$b", @out);
+	}
+}
+
+# A gap line (src/common/stream_format.h) in place of line $i of file $b.
+sub put_gap
+{
+	my ($copy, $b, $i, $reason, $to) = @_;
+	edit_file(
+		"$copy/$b",
+		sub {
+			my $ts = '2026-01-02T03:04:05.000006Z';
+			my $zero = '0' x 64;
+			$_[0][$i] =
+			    '{"timestamp":"' . $ts . '","level":"AUDIT","name":"audit.gap",'
+			  . '"message":"WAL_LOST: test","event_type":"WAL_LOST",'
+			  . '"reason":"' . $reason . '","system_identifier":"7000000000000000001",'
+			  . '"timeline":1,"txid_upper_bound":900,'
+			  . '"lost_from_lsn":"0/1000000","lost_to_lsn":"' . $to . '",'
+			  . '"seq":0,"lsn":"' . $to . '","committed_at":"' . $ts . '",'
+			  . '"prev_hash":"' . $zero . '","hash":"' . $zero . '"}' . "\n";
+		});
+}
+
 agree('pristine', make_case(sub { }), 1);
+agree('a gap line',
+	make_case(sub {
+		my ($c, @b) = @_;
+		put_gap($c, $b[1], 1, 'slot_invalidated', '0/2000000');
+		rechain($c, @b);
+	}), 1);
+agree('two gap lines',
+	make_case(sub {
+		my ($c, @b) = @_;
+		put_gap($c, $b[0], 0, 'wal_removed', '0/2000000');
+		put_gap($c, $b[-1], 0, 'slot_missing', '0/3000000');
+		rechain($c, @b);
+	}), 1);
+agree('a line that ends like a gap line without its form',
+	make_case(sub {
+		my ($c, @b) = @_;
+		put_gap($c, $b[1], 1, 'Not_A_Reason', '0/2000000');
+		rechain($c, @b);
+	}), 0);
 agree('file named exactly .jsonl',
 	make_case(sub { my ($c) = @_; write_lines("$c/.jsonl", "not a stream line\n"); }), 1);
 agree('directory named like a stream file',

@@ -21,17 +21,20 @@ our @EXPORT_OK = qw(writer_status wal_messages wal_events strip_stream_keys
   stream_texts wait_log file_lines write_lines);
 
 # A started node with the library preloaded and logical decoding enabled.
+# Options: extra => [initdb arguments], conf => more postgresql.conf text
+# (set before the first start, e.g. for settings the writer reads then).
 sub audit_node
 {
-	my ($name) = @_;
+	my ($name, %opt) = @_;
 	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init;
+	$node->init(extra => $opt{extra} // []);
 	$node->append_conf(
 		'postgresql.conf', q{
 shared_preload_libraries = 'activity_audit'
 wal_level = logical
 max_replication_slots = 4
 });
+	$node->append_conf('postgresql.conf', $opt{conf}) if defined $opt{conf};
 	$node->start;
 	return $node;
 }

@@ -30,6 +30,9 @@
 #         - "prev_hash"/"hash" in the text differ from the decoded values, or
 #           "hash" is not the last key.
 #       An empty stream (no files, or only empty files) returns ().
+#       A gap line ("name":"audit.gap", "event_type":"WAL_LOST": WAL the
+#       writer could not read; src/common/stream_format.h) is a link of the
+#       chain like any line and is returned among the events.
 #       Every line is checked on every call; decoded events are cached by
 #       line text, so the same line read twice gives the same hash ref:
 #       treat the events as read-only.
