@@ -6,10 +6,12 @@
  *
  * Buffers are keyed by the xid that wrote the events, subtransactions
  * included; a commit merges its parts (decode.c).  Past audit.writer_memory
- * a transaction's events spill to a file of its own under
- * pg_activity_audit/spill, read back in large pieces, so a transaction of
- * millions of rows does not make the writer grow with it.  Spill files are
- * private to one run of the writer: after a restart the WAL is read again.
+ * the largest buffer's events spill to a file of its own under
+ * pg_activity_audit/spill (as PostgreSQL's reorderbuffer spills its
+ * largest transaction), read back in large pieces, so a transaction of
+ * millions of rows does not make the writer grow with it and the small
+ * transactions around it stay in memory.  Spill files are private to one
+ * run of the writer: after a restart the WAL is read again.
  *
  * This file must not decide what is delivered; it only keeps events.
  *
@@ -36,6 +38,16 @@ static MemoryContext txn_cxt = NULL;
 static Size buffered_bytes = 0;	/* events of open transactions in memory */
 static uint64 spilled_bytes = 0;
 
+/*
+ * The buffers holding events in memory, as a binary max-heap on mem_bytes
+ * (AATxn.size_index is a buffer's place in it), so that the largest one is
+ * found at once however many transactions are open: a scan of all buffers
+ * per spill would be quadratic in the number of small subtransactions.
+ */
+static AATxn **by_size = NULL;
+static int	by_size_len = 0;
+static int	by_size_cap = 0;
+
 /* Create the (empty) buffers; once, when the worker starts. */
 void
 aa_txns_init(void)
@@ -49,6 +61,85 @@ aa_txns_init(void)
 	ctl.hcxt = TopMemoryContext;
 	txns = hash_create("activity_audit pending transactions", 256, &ctl,
 					   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
+/* Put a buffer at place j of the by-size heap, and tell it where it is. */
+static inline void
+by_size_set(int j, AATxn *txn)
+{
+	by_size[j] = txn;
+	txn->size_index = j;
+}
+
+/* Restore the heap order after the buffer at place i grew. */
+static void
+by_size_up(int i)
+{
+	AATxn	   *txn = by_size[i];
+
+	while (i > 0)
+	{
+		int			parent = (i - 1) / 2;
+
+		if (by_size[parent]->mem_bytes >= txn->mem_bytes)
+			break;
+		by_size_set(i, by_size[parent]);
+		i = parent;
+	}
+	by_size_set(i, txn);
+}
+
+/* Restore the heap order after the buffer at place i shrank. */
+static void
+by_size_down(int i)
+{
+	AATxn	   *txn = by_size[i];
+
+	for (;;)
+	{
+		int			child = 2 * i + 1;
+
+		if (child >= by_size_len)
+			break;
+		if (child + 1 < by_size_len &&
+			by_size[child + 1]->mem_bytes > by_size[child]->mem_bytes)
+			child++;
+		if (by_size[child]->mem_bytes <= txn->mem_bytes)
+			break;
+		by_size_set(i, by_size[child]);
+		i = child;
+	}
+	by_size_set(i, txn);
+}
+
+/* A buffer's first event in memory: it becomes a candidate for spilling. */
+static void
+by_size_insert(AATxn *txn)
+{
+	if (by_size_len == by_size_cap)
+	{
+		by_size_cap = Max(64, by_size_cap * 2);
+		by_size = by_size == NULL ?
+			MemoryContextAlloc(TopMemoryContext, by_size_cap * sizeof(AATxn *)) :
+			repalloc(by_size, by_size_cap * sizeof(AATxn *));
+	}
+	by_size_set(by_size_len++, txn);
+	by_size_up(txn->size_index);
+}
+
+/* A buffer with nothing left in memory (spilled or dropped) leaves the heap. */
+static void
+by_size_delete(AATxn *txn)
+{
+	int			i = txn->size_index;
+	AATxn	   *last = by_size[--by_size_len];
+
+	txn->size_index = -1;
+	if (last == txn)
+		return;
+	by_size_set(i, last);
+	by_size_up(i);
+	by_size_down(last->size_index);
 }
 
 /* How many (sub)transactions have buffered events, for writer_status(). */
@@ -82,6 +173,8 @@ aa_txn_drop(AATxn *txn)
 		pfree(lfirst(lc));
 	list_free(txn->events);
 	buffered_bytes -= txn->mem_bytes;
+	if (txn->size_index >= 0)
+		by_size_delete(txn);
 	if (txn->spill >= 0)
 	{
 		char		path[MAXPGPATH];
@@ -140,6 +233,8 @@ spill_txn(AATxn *txn)
 	txn->events = NIL;
 	buffered_bytes -= txn->mem_bytes;
 	txn->mem_bytes = 0;
+	Assert(txn->size_index >= 0);
+	by_size_delete(txn);
 }
 
 /*
@@ -259,6 +354,7 @@ aa_txn_add(TransactionId xid, XLogRecPtr lsn, uint64 event_txid,
 	AAEvent    *ev;
 	bool		found;
 	MemoryContext old;
+	Size		space;
 
 	txn = hash_search(txns, &xid, HASH_ENTER, &found);
 	if (!found)
@@ -269,6 +365,7 @@ aa_txn_add(TransactionId xid, XLogRecPtr lsn, uint64 event_txid,
 		txn->spill = -1;
 		txn->spill_size = 0;
 		txn->nspilled = 0;
+		txn->size_index = -1;
 	}
 	old = MemoryContextSwitchTo(txn_cxt);
 	ev = palloc(offsetof(AAEvent, data) + len + 2);
@@ -281,10 +378,25 @@ aa_txn_add(TransactionId xid, XLogRecPtr lsn, uint64 event_txid,
 	txn->events = lappend(txn->events, ev);
 	MemoryContextSwitchTo(old);
 	/* count what the allocation really takes, so the limit is the memory */
-	txn->mem_bytes += GetMemoryChunkSpace(ev);
-	buffered_bytes += GetMemoryChunkSpace(ev);
-	if (buffered_bytes > (Size) aa_writer_memory * 1024)
-		spill_txn(txn);
+	space = GetMemoryChunkSpace(ev);
+	txn->mem_bytes += space;
+	buffered_bytes += space;
+	if (txn->size_index < 0)
+		by_size_insert(txn);
+	else
+		by_size_up(txn->size_index);
+
+	/*
+	 * Over the limit, spill the largest buffer, not this one: one big
+	 * transaction then goes to disk in large pieces while the small ones
+	 * around it stay in memory, instead of each small transaction that
+	 * happens to cross the limit getting a spill file of its own.
+	 */
+	while (buffered_bytes > (Size) aa_writer_memory * 1024)
+	{
+		Assert(by_size_len > 0);
+		spill_txn(by_size[0]);
+	}
 }
 
 /*

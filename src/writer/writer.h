@@ -56,6 +56,8 @@ typedef struct AATxn
 	File		spill;			/* the earlier part, spilled to disk; -1 none */
 	off_t		spill_size;
 	uint64		nspilled;
+	int			size_index;		/* place in txnbuf.c's by-size heap; -1 while
+								 * none of its events is in memory */
 } AATxn;
 
 /* Reads a transaction's events in WAL order: spilled ones, then memory. */
