@@ -90,13 +90,15 @@ deliver_commit(TransactionId top, TransactionId *subxacts, int nsubxacts,
 	int			index = 0;
 	bool		first = true;
 	AATxn	   *txn;
+	AAReadAhead ra;
 	binaryheap *heap;
 
+	aa_readahead_init(&ra);
 	if ((txn = aa_txn_find(top)) != NULL)
-		aa_cursor_start(&parts[nparts++], txn);
+		aa_cursor_start(&parts[nparts++], txn, &ra);
 	for (i = 0; i < nsubxacts; i++)
 		if ((txn = aa_txn_find(subxacts[i])) != NULL)
-			aa_cursor_start(&parts[nparts++], txn);
+			aa_cursor_start(&parts[nparts++], txn, &ra);
 	if (nparts == 0)
 	{
 		pfree(parts);

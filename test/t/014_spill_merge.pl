@@ -1,7 +1,8 @@
 # Copyright: activity_audit contributors
 #
 # 014_spill_merge.pl: a commit of thousands of subtransactions merges
-# their buffers in WAL order at a cost of events x log(parts).
+# their buffers in WAL order at a cost of events x log(parts), and, when
+# they are spilled, holds a bounded read-ahead, not one buffer per part.
 #
 #  (1) Merge cost, nothing spilled (audit.writer_memory = 256MB): the
 #      writer's CPU time (user + system, /proc/<pid>/stat) to deliver a
@@ -11,6 +12,16 @@
 #      merge scanned every part for each event (8 * 10^8 steps here, many
 #      seconds); now it is at most 4 times the one-part cost plus 1 s.
 #      Both are delivered exactly once, in order.
+#  (2) Read-ahead memory (audit.writer_memory = 64kB): a transaction of
+#      2,000 subtransactions of 40 rows (~80 kB each) has 2,000 spill
+#      files before its COMMIT; the writer's peak memory (VmHWM) grows by
+#      at most 12 MB while it merges and delivers them.  Before, each part
+#      held a 16 kB read-ahead buffer (2,000 * 16 kB = 31 MB).  Delivered
+#      exactly once, in order; the spill directory is empty afterwards.
+#  (3) Nested subtransactions 12 deep, each level's rows before and after
+#      its child's, so 13 spilled parts are read at once (more than the
+#      read-ahead buffers a commit has), with some events larger than a
+#      buffer: delivered exactly once, in WAL order.
 #
 # The stream is validated line by line without decoding the JSON (seq,
 # prev_hash and hash as StreamCheck checks them), which is too slow for
@@ -236,6 +247,105 @@ my $recs = fast_stream_ok('after phase 1');
 txn_in_order($recs, 1, $N, 'phase 1, one part');
 txn_in_order($recs, 1_000_001, 1_000_000 + $N, "phase 1, $N parts");
 is(status()->{pending_xacts}, 0, 'phase 1: no pending transaction');
+
+###########################################################################
+# (2) 2,000 spilled subtransactions: bounded read-ahead
+###########################################################################
+
+set_writer_memory('64kB');
+
+# a fresh writer process: its VmHWM starts over
+$node->restart;
+$node->poll_query_until($db, 'SELECT pid IS NOT NULL FROM activity_audit.writer_status()')
+  or die 'writer did not start';
+flush_ok('writer restarted');
+my $pid = status()->{pid};
+
+my $SUBS = 2000;
+my $ROWS = 40;
+$s = open_txn(
+	qq{DO \$\$ BEGIN FOR i IN 0..@{[ $SUBS - 1 ]} LOOP
+	  BEGIN
+	    INSERT INTO tm SELECT g, repeat('p', 600)
+	      FROM generate_series(2000001 + i * $ROWS, 2000000 + (i + 1) * $ROWS) g;
+	  EXCEPTION WHEN unique_violation THEN NULL;
+	  END;
+	END LOOP; END \$\$},
+	"$SUBS subtransactions of $ROWS rows");
+my $nfiles = scalar(spill_files());
+cmp_ok($nfiles, '>=', $SUBS, "phase 2: $SUBS spill files before the commit (got $nfiles)");
+my $hwm0 = vm_hwm($pid);
+my $t0   = time;
+commit_cpu($s, "$SUBS spilled subtransactions");
+my $hwm1 = vm_hwm($pid);
+note(sprintf("merge of %d spilled parts: %.1f s; writer VmHWM %s kB before the commit, %s kB after",
+	$nfiles, time - $t0, $hwm0 // '?', $hwm1 // '?'));
+ok(defined $hwm0 && defined $hwm1, 'phase 2: writer memory readable from /proc');
+cmp_ok(($hwm1 // 0) - ($hwm0 // 0), '<=', 12 * 1024,
+	"phase 2: the writer's peak memory grows by at most 12 MB while merging $SUBS spilled parts");
+
+$recs = fast_stream_ok('after phase 2');
+txn_in_order($recs, 2_000_001, 2_000_000 + $SUBS * $ROWS, "phase 2, $SUBS spilled parts");
+is(status()->{pending_xacts}, 0, 'phase 2: no pending transaction');
+is(status()->{last_error}, undef, 'phase 2: no writer error');
+is(join(' ', spill_files()), '', 'phase 2: spill directory empty after the commit');
+
+###########################################################################
+# (3) nested subtransactions deeper than the read-ahead buffers
+###########################################################################
+
+# Each level inserts a block of rows, calls the next level in an exception
+# block (a subtransaction of its own), then inserts another block: in WAL
+# order the first blocks of levels 0..DEPTH, then the second blocks of
+# levels DEPTH..0, so 13 parts are read at once (more than the commit's
+# read-ahead buffers: the deeper levels take the buffers of the shallower
+# ones, which read their unread bytes again later).  Every 40th row is a
+# 70 kB event, larger than a read-ahead buffer.
+my $DEPTH = 12;
+my $BLOCK = 100;
+$node->safe_psql(
+	$db, qq{
+	CREATE FUNCTION nest(depth int) RETURNS void LANGUAGE plpgsql AS \$\$
+	BEGIN
+	  INSERT INTO tm SELECT g, CASE WHEN g % 40 = 0 THEN repeat('L', 70000) ELSE repeat('p', 600) END
+	    FROM generate_series(3000001 + depth * 1000, 3000000 + depth * 1000 + $BLOCK) g;
+	  IF depth < $DEPTH THEN
+	    BEGIN
+	      PERFORM nest(depth + 1);
+	    EXCEPTION WHEN unique_violation THEN NULL;
+	    END;
+	  END IF;
+	  INSERT INTO tm SELECT g, CASE WHEN g % 40 = 0 THEN repeat('L', 70000) ELSE repeat('p', 600) END
+	    FROM generate_series(3000501 + depth * 1000, 3000500 + depth * 1000 + $BLOCK) g;
+	END \$\$});
+$s = open_txn('SELECT nest(0)', "nested subtransactions $DEPTH deep");
+$nfiles = scalar(spill_files());
+cmp_ok($nfiles, '>=', $DEPTH + 1, "phase 3: every level spilled (got $nfiles files)");
+commit_cpu($s, "nested subtransactions $DEPTH deep");
+my @want;
+for my $d (0 .. $DEPTH)
+{
+	push @want, 3000001 + $d * 1000 .. 3000000 + $d * 1000 + $BLOCK;
+}
+for my $d (reverse 0 .. $DEPTH)
+{
+	push @want, 3000501 + $d * 1000 .. 3000500 + $d * 1000 + $BLOCK;
+}
+$recs = fast_stream_ok('after phase 3');
+my @got = map { $_->[0] } grep { $_->[0] > 3000000 } @$recs;
+my $first_diff;
+for my $i (0 .. $#want)
+{
+	if (!defined $got[$i] || $got[$i] != $want[$i]) { $first_diff = $i; last; }
+}
+ok(@got == @want && !defined $first_diff,
+	'phase 3: nested subtransactions delivered exactly once, in WAL order')
+  or diag(sprintf("got %d rows, want %d; first difference at index %s (got %s, want %s)",
+		scalar(@got), scalar(@want), $first_diff // '-',
+		defined $first_diff ? $got[$first_diff] // 'none' : '-',
+		defined $first_diff ? $want[$first_diff] : '-'));
+is(status()->{last_error}, undef, 'phase 3: no writer error');
+is(join(' ', spill_files()), '', 'phase 3: spill directory empty after the commit');
 
 note(sprintf("total %.1f s", time - $t_start));
 $node->stop;
