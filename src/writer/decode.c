@@ -21,6 +21,7 @@
 #include "access/xact.h"
 #include "access/xlogreader.h"
 #include "access/xlogrecord.h"
+#include "lib/binaryheap.h"
 #include "replication/message.h"
 #include "storage/standbydefs.h"
 
@@ -74,9 +75,31 @@ reject_forged(XLogRecPtr lsn, const char *why)
 }
 
 /*
+ * Order of the merge heap: binaryheap keeps the greatest element first,
+ * so the part whose current event has the lowest LSN compares greatest.
+ */
+static int
+part_cmp(Datum a, Datum b, void *arg)
+{
+	AATxnCursor *parts = (AATxnCursor *) arg;
+	XLogRecPtr	lsn_a = parts[DatumGetInt32(a)].cur->lsn;
+	XLogRecPtr	lsn_b = parts[DatumGetInt32(b)].cur->lsn;
+
+	if (lsn_a < lsn_b)
+		return 1;
+	if (lsn_a > lsn_b)
+		return -1;
+	return 0;
+}
+
+/*
  * A commit: deliver the events of the transaction and its committed
  * subtransactions, merged in WAL order.  Events the stream already held at
  * start (a restart re-reads WAL) are skipped, by commit LSN and position.
+ * The parts are merged through a binary heap on their current event's LSN
+ * (as reorderbuffer.c's ReorderBufferIterTXNInit does): a scan of every
+ * part per event would make a commit of thousands of subtransactions
+ * quadratic.
  */
 static void
 deliver_commit(TransactionId top, TransactionId *subxacts, int nsubxacts,
@@ -88,43 +111,52 @@ deliver_commit(TransactionId top, TransactionId *subxacts, int nsubxacts,
 	int			index = 0;
 	bool		first = true;
 	AATxn	   *txn;
-	uint64		top_full = full_xid(top);
+	uint64		top_full;
+	AAReadAhead ra;
+	binaryheap *heap;
 
+	aa_readahead_init(&ra);
 	if ((txn = aa_txn_find(top)) != NULL)
-		aa_cursor_start(&parts[nparts++], txn);
+		aa_cursor_start(&parts[nparts++], txn, &ra);
 	for (i = 0; i < nsubxacts; i++)
 		if ((txn = aa_txn_find(subxacts[i])) != NULL)
-			aa_cursor_start(&parts[nparts++], txn);
-
-	for (;;)
+			aa_cursor_start(&parts[nparts++], txn, &ra);
+	if (nparts == 0)
 	{
-		int			best = -1;
-		AAEvent    *ev;
-
-		for (i = 0; i < nparts; i++)
-		{
-			if (parts[i].cur == NULL)
-				continue;
-			if (best < 0 || parts[i].cur->lsn < parts[best].cur->lsn)
-				best = i;
-		}
-		if (best < 0)
-			break;
-		ev = parts[best].cur;
-		if (!event_txid_matches(ev, top_full))
-		{
-			reject_forged(ev->lsn, "It is signed, but for another transaction.");
-			aa_cursor_next(&parts[best]);
-			continue;
-		}
-		index++;
-		if (!aa_deliver_already_done(commit_lsn, index))
-		{
-			aa_deliver_event(ev, commit_lsn, committed_at, first);
-			first = false;
-		}
-		aa_cursor_next(&parts[best]);
+		pfree(parts);
+		return;
 	}
+
+	top_full = full_xid(top);
+	heap = binaryheap_allocate(nparts, part_cmp, parts);
+	for (i = 0; i < nparts; i++)
+		if (parts[i].cur != NULL)
+			binaryheap_add_unordered(heap, Int32GetDatum(i));
+	binaryheap_build(heap);
+
+	while (!binaryheap_empty(heap))
+	{
+		AATxnCursor *part = &parts[DatumGetInt32(binaryheap_first(heap))];
+		AAEvent    *ev = part->cur;
+
+		if (!event_txid_matches(ev, top_full))
+			reject_forged(ev->lsn, "It is signed, but for another transaction.");
+		else
+		{
+			index++;
+			if (!aa_deliver_already_done(commit_lsn, index))
+			{
+				aa_deliver_event(ev, commit_lsn, committed_at, first);
+				first = false;
+			}
+		}
+		aa_cursor_next(part);
+		if (part->cur == NULL)
+			(void) binaryheap_remove_first(heap);
+		else
+			binaryheap_replace_first(heap, binaryheap_first(heap));
+	}
+	binaryheap_free(heap);
 	for (i = 0; i < nparts; i++)
 	{
 		aa_cursor_end(&parts[i]);

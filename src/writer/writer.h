@@ -18,6 +18,7 @@
 #include "access/xlogdefs.h"
 #include "access/xlogreader.h"
 #include "datatype/timestamp.h"
+#include "lib/ilist.h"
 #include "nodes/pg_list.h"
 #include "pgtime.h"
 #include "storage/fd.h"
@@ -58,18 +59,34 @@ typedef struct AATxn
 	File		spill;			/* the earlier part, spilled to disk; -1 none */
 	off_t		spill_size;
 	uint64		nspilled;
+	int			size_index;		/* place in txnbuf.c's by-size heap; -1 while
+								 * none of its events is in memory */
 } AATxn;
+
+/*
+ * The read-ahead buffers of one commit's cursors: a fixed number of them
+ * (txnbuf.c), however many parts the commit merges.  A cursor that needs
+ * one when all are taken takes the one least recently filled.
+ */
+typedef struct AAReadAhead
+{
+	MemoryContext cxt;			/* where the buffers live */
+	dlist_head	holders;		/* cursors holding one, least recently filled
+								 * first */
+	int			nbuffers;		/* buffers allocated */
+} AAReadAhead;
 
 /* Reads a transaction's events in WAL order: spilled ones, then memory. */
 typedef struct AATxnCursor
 {
 	AATxn	   *txn;
+	AAReadAhead *ra;			/* where its read-ahead buffer comes from */
 	uint64		file_left;		/* spilled events not read yet */
 	off_t		file_pos;		/* next byte of the spill file to read */
-	char	   *rbuf;			/* spill file contents read ahead */
-	int			rbuf_size;
+	char	   *rbuf;			/* spill file contents read ahead, or NULL */
 	int			rbuf_len;
 	int			rbuf_pos;
+	dlist_node	rbuf_node;		/* in ra->holders while rbuf is set */
 	ListCell   *lc;				/* next event in memory */
 	AAEvent    *cur;			/* current event, NULL at the end */
 	AAEvent    *owned;			/* cur when read from the file */
@@ -85,7 +102,8 @@ extern void aa_txns_drop_before(TransactionId oldest_running);
 extern XLogRecPtr aa_txns_needed_lsn(XLogRecPtr next_lsn);
 extern int	aa_txns_count(void);
 extern uint64 aa_txns_spilled_bytes(void);
-extern void aa_cursor_start(AATxnCursor *c, AATxn *txn);
+extern void aa_readahead_init(AAReadAhead *ra);
+extern void aa_cursor_start(AATxnCursor *c, AATxn *txn, AAReadAhead *ra);
 extern void aa_cursor_next(AATxnCursor *c);
 extern void aa_cursor_end(AATxnCursor *c);
 
