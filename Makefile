@@ -26,6 +26,7 @@ OBJS = \
 	src/writer/stream.o \
 	src/writer/stream_state.o \
 	src/writer/stream_recover.o \
+	src/writer/stream_cut.o \
 	src/reader/files.o \
 	src/reader/log_stream.o \
 	src/reader/verify.o

@@ -50,6 +50,8 @@ typedef struct AAWriterShared
 	uint64		forged_rejected;
 	char		current_file[MAXPGPATH];
 	char		last_error[512];
+	bool		error_clears;	/* delivery past error_until clears it */
+	XLogRecPtr	error_until;
 } AAWriterShared;
 
 static AAWriterShared *writer_shared = NULL;
@@ -111,12 +113,29 @@ aa_status_set_error(const char *msg)
 	SpinLockAcquire(&writer_shared->mutex);
 	strlcpy(writer_shared->last_error, msg ? msg : "",
 			sizeof(writer_shared->last_error));
+	writer_shared->error_clears = false;
+	SpinLockRelease(&writer_shared->mutex);
+}
+
+/*
+ * The worker restarts because of the last error: the error lives in shared
+ * memory, so it outlives the worker, and nobody is left to clear it when
+ * the problem is over.  Delivery going on past where it stands now clears
+ * it (aa_status_publish).
+ */
+void
+aa_status_error_until_progress(void)
+{
+	SpinLockAcquire(&writer_shared->mutex);
+	writer_shared->error_clears = true;
+	writer_shared->error_until = writer_shared->delivered_lsn;
 	SpinLockRelease(&writer_shared->mutex);
 }
 
 /*
  * Publish the position and counters after a durable delivery: flush()
- * returns once delivered_lsn passes the caller's WAL position.
+ * returns once delivered_lsn passes the caller's WAL position.  An error
+ * that made an earlier worker restart is over once delivery has passed it.
  */
 void
 aa_status_publish(XLogRecPtr next_lsn, uint64 events_delivered,
@@ -134,6 +153,11 @@ aa_status_publish(XLogRecPtr next_lsn, uint64 events_delivered,
 	writer_shared->spilled_bytes = spilled_bytes;
 	strlcpy(writer_shared->current_file, current_file ? current_file : "",
 			sizeof(writer_shared->current_file));
+	if (writer_shared->error_clears && next_lsn > writer_shared->error_until)
+	{
+		writer_shared->last_error[0] = '\0';
+		writer_shared->error_clears = false;
+	}
 	SpinLockRelease(&writer_shared->mutex);
 }
 

@@ -125,6 +125,11 @@ aa_write_all(int fd, const char *data, size_t len)
  * Write the state file the way durable_rename() would (temporary file,
  * fsync, rename, fsync of the directory), reporting instead of throwing.
  * After this returns true, a crash recovers into the new file.
+ *
+ * After a failure the caller writes it again from scratch: the temporary
+ * file is truncated and written anew and renamed again, so a later fsync
+ * never stands for pages or a rename that an earlier failed fsync may have
+ * lost (see stream_cut.c).
  */
 bool
 aa_state_write(const StreamState *st, char **err)
@@ -194,6 +199,25 @@ aa_state_write(const StreamState *st, char **err)
 		return false;
 	}
 	return aa_fsync_path(AA_STATE_DIR, true, err);
+}
+
+/*
+ * Whether the state file can be read and names a file other than `path`:
+ * after a failed aa_state_write, whether `path` may be removed again.
+ */
+bool
+aa_state_names_other(const char *path)
+{
+	StreamState st;
+	bool		found;
+	char	   *err = NULL;
+
+	if (!aa_state_read(&st, &found, &err))
+	{
+		pfree(err);
+		return false;
+	}
+	return !found || strcmp(st.path, path) != 0;
 }
 
 /*
