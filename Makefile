@@ -23,6 +23,7 @@ OBJS = \
 	src/writer/txnbuf.o \
 	src/writer/decode.o \
 	src/writer/deliver.o \
+	src/writer/worker_error.o \
 	src/writer/stream.o \
 	src/writer/stream_state.o \
 	src/writer/stream_recover.o \

@@ -27,11 +27,15 @@
 extern void aa_register_writer(void);
 extern void aa_writer_sleep(long ms);
 
+/* worker_error.c: an ERROR in the worker is reported and retried */
+extern void aa_writer_failed(XLogRecPtr lsn) pg_attribute_noreturn();
+
 /* status.c: shared status, flush() and writer_status() */
 extern void aa_status_request_shmem(void);
 extern void aa_status_set_worker(pid_t pid, Latch *latch);
 extern void aa_status_set_error(const char *msg);
 extern void aa_status_error_until_progress(void);
+extern int	aa_status_record_failure(XLogRecPtr lsn, const char *msg);
 extern void aa_status_publish(XLogRecPtr next_lsn, uint64 events_delivered,
 							  uint64 bytes_written, int pending_xacts,
 							  uint64 forged_rejected, uint64 spilled_bytes,
