@@ -27,9 +27,11 @@ OBJS = \
 	src/writer/txnbuf.o \
 	src/writer/decode.o \
 	src/writer/deliver.o \
+	src/writer/worker_error.o \
 	src/writer/stream.o \
 	src/writer/stream_state.o \
 	src/writer/stream_recover.o \
+	src/writer/stream_cut.o \
 	src/reader/files.o \
 	src/reader/log_stream.o \
 	src/reader/line_jsonb.o \

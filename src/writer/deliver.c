@@ -8,8 +8,9 @@
  * once in writer_status() and the log, and loses nothing: the operation is
  * repeated until it succeeds, or until a reload takes the file sink out of
  * audit.sink, so that one failing sink does not hold up the others.  When
- * the stream can only be trusted again after reopening (a failed fsync),
- * the worker restarts and reads the WAL again from its slot.
+ * the stream can only go on after a restart (a failed fsync, once the
+ * file is cut back to its last successful fsync; a removed file), the
+ * worker restarts and reads the WAL again from its slot.
  *
  * This file must not read WAL nor decide which events are delivered.
  *
@@ -34,11 +35,13 @@ static uint64 events_delivered = 0;
 
 /*
  * Report a sink failure once in writer_status() and the log.  When the
- * stream can only be trusted again after reopening (a failed fsync: data
- * appended since the last one may be gone), the worker exits after a pause
- * and the postmaster restarts it: it then recovers the stream's true end
- * from the files and reads the WAL again from its slot, which never moves
- * past what was synced.  Otherwise the caller retries the same operation.
+ * stream can only go on after a restart (a failed fsync: the file was cut
+ * back to its last successful fsync, and what followed must be written
+ * again), the worker exits after a pause and the postmaster restarts it:
+ * it then recovers the stream's end from the files and reads the WAL again
+ * from its slot, which never moves past what was synced.  Otherwise
+ * (including a cut that could not be made yet) the caller retries the same
+ * operation.
  */
 static void
 sink_failed(const char *err, bool *reported, long *wait)
@@ -54,7 +57,9 @@ sink_failed(const char *err, bool *reported, long *wait)
 	if (stream_open && aa_stream_needs_reopen())
 	{
 		ereport(LOG,
-				(errmsg("activity_audit writer restarts to recover the audit stream")));
+				(errmsg("activity_audit writer restarts to recover the audit stream"),
+				 errdetail_internal("%s", err)));
+		aa_status_error_until_progress();
 		proc_exit(1);
 	}
 }
@@ -166,13 +171,22 @@ aa_deliver_sync(void)
 
 /*
  * After a reload: "file" removed from audit.sink closes the stream (see
- * aa_deliver_open for what happens when it comes back).
+ * aa_deliver_open for what happens when it comes back).  A stream that
+ * must restart first (see sink_failed) restarts now, so that what it lost
+ * is delivered again, to the sinks that are left, from the slot.
  */
 void
 aa_deliver_reloaded(void)
 {
 	if (!(aa_sinks & AA_SINK_FILE) && stream_open)
 	{
+		if (aa_stream_needs_reopen())
+		{
+			ereport(LOG,
+					(errmsg("activity_audit writer restarts to recover the audit stream")));
+			aa_status_error_until_progress();
+			proc_exit(1);
+		}
 		aa_stream_close();
 		stream_open = false;
 	}

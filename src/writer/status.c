@@ -50,6 +50,10 @@ typedef struct AAWriterShared
 	uint64		forged_rejected;
 	char		current_file[MAXPGPATH];
 	char		last_error[512];
+	bool		error_clears;	/* delivery past error_until clears it */
+	XLogRecPtr	error_until;
+	XLogRecPtr	failed_lsn;		/* the record of the last worker ERROR */
+	int			failed_attempts;	/* worker ERRORs in a row before it */
 } AAWriterShared;
 
 static AAWriterShared *writer_shared = NULL;
@@ -120,12 +124,52 @@ aa_status_set_error(const char *msg)
 	SpinLockAcquire(&writer_shared->mutex);
 	strlcpy(writer_shared->last_error, msg ? msg : "",
 			sizeof(writer_shared->last_error));
+	writer_shared->error_clears = false;
 	SpinLockRelease(&writer_shared->mutex);
 }
 
 /*
+ * The worker restarts because of the last error: the error lives in shared
+ * memory, so it outlives the worker, and nobody is left to clear it when
+ * the problem is over.  Delivery going on past where it stands now clears
+ * it (aa_status_publish).
+ */
+void
+aa_status_error_until_progress(void)
+{
+	SpinLockAcquire(&writer_shared->mutex);
+	writer_shared->error_clears = true;
+	writer_shared->error_until = writer_shared->delivered_lsn;
+	SpinLockRelease(&writer_shared->mutex);
+}
+
+/*
+ * Record an ERROR that made the worker give up at the WAL record at `lsn`
+ * (invalid: before the first), for writer_status(), and count it: returns
+ * how many attempts in a row failed, so that the pause before the next can
+ * grow (worker_error.c).  Both survive the worker's restart; delivery past
+ * the record clears them (aa_status_publish).
+ */
+int
+aa_status_record_failure(XLogRecPtr lsn, const char *msg)
+{
+	int			attempts;
+
+	SpinLockAcquire(&writer_shared->mutex);
+	strlcpy(writer_shared->last_error, msg, sizeof(writer_shared->last_error));
+	writer_shared->error_clears = true;
+	writer_shared->error_until = XLogRecPtrIsInvalid(lsn) ?
+		writer_shared->delivered_lsn : lsn;
+	writer_shared->failed_lsn = writer_shared->error_until;
+	attempts = ++writer_shared->failed_attempts;
+	SpinLockRelease(&writer_shared->mutex);
+	return attempts;
+}
+
+/*
  * Publish the position and counters after a durable delivery: flush()
- * returns once delivered_lsn passes the caller's WAL position.
+ * returns once delivered_lsn passes the caller's WAL position.  An error
+ * that made an earlier worker restart is over once delivery has passed it.
  */
 void
 aa_status_publish(XLogRecPtr next_lsn, uint64 events_delivered,
@@ -143,6 +187,13 @@ aa_status_publish(XLogRecPtr next_lsn, uint64 events_delivered,
 	writer_shared->spilled_bytes = spilled_bytes;
 	strlcpy(writer_shared->current_file, current_file ? current_file : "",
 			sizeof(writer_shared->current_file));
+	if (writer_shared->error_clears && next_lsn > writer_shared->error_until)
+	{
+		writer_shared->last_error[0] = '\0';
+		writer_shared->error_clears = false;
+	}
+	if (next_lsn > writer_shared->failed_lsn)
+		writer_shared->failed_attempts = 0;
 	SpinLockRelease(&writer_shared->mutex);
 }
 

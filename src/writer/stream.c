@@ -22,11 +22,16 @@
  * than thrown: the writer reports it and retries.  A failed append leaves
  * the files and the position as they were.  A failed fsync cannot be
  * retried (the kernel may have dropped the unwritten data while reporting
- * the error), so after one the stream refuses further work until
- * aa_stream_open() has re-derived the position from what is really there.
+ * the error and will report success next time), so the stream's durable
+ * end is its size at the last successful fsync: after a failed one the
+ * file is cut back there (stream_cut.c) and the stream refuses further
+ * work; the writer restarts, recovers the position from the cut file and
+ * writes the rest again from the WAL.  A file is fsynced when it is opened,
+ * so that this size is one this process has seen synced.
  *
  * The state file is stream_state.c's, the recovery of the position from
- * the files stream_recover.c's; this file appends, rotates and syncs.  It
+ * the files stream_recover.c's, the cut after a failed fsync
+ * stream_cut.c's; this file appends, rotates and syncs.  It
  * must not read WAL, decide which events are delivered or in what order,
  * or write to any other sink; the writer does that (decode.c, deliver.c).
  *
@@ -76,6 +81,8 @@ typedef enum StartResult
  */
 static bool stream_ready = false;
 static char *stream_broken = NULL;	/* why the stream must be reopened */
+static char *open_refused = NULL;	/* why no file can be opened (see
+									 * aa_stream_open) */
 static int	cur_fd = -1;
 static char *cur_path = NULL;
 static char *cur_name = NULL;	/* the file name part of cur_path */
@@ -116,7 +123,8 @@ static off_t cur_dropped = 0;	/* pages before this offset were dropped */
  * commit (see aa_recover_tail).
  */
 #define SYNC_EVERY		((off_t) 16 * 1024 * 1024)
-static off_t cur_synced = 0;	/* size at the last fsync */
+static off_t cur_synced = 0;	/* size at the last successful fsync */
+static uint64 synced_seq = 0;	/* seq of the last line before cur_synced */
 static AAStreamPos cur_pos;
 static uint64 total_bytes = 0;
 
@@ -261,6 +269,7 @@ set_current(int fd, char *path, char *directory, char *pattern,
 	cur_dirty = false;
 	cur_dropped = 0;
 	cur_synced = size;
+	synced_seq = cur_pos.seq;
 }
 
 /*
@@ -348,9 +357,61 @@ flush_wbuf(char **err)
 }
 
 /*
+ * fsync the current file (its buffer written first by the caller).  On
+ * failure the pages written since the last successful fsync cannot be
+ * trusted: the file is cut back to cur_synced (stream_cut.c) and the
+ * stream refuses further work, so that the writer restarts and writes
+ * those lines again from the WAL.
+ */
+static bool
+sync_current(char **err)
+{
+	if (pg_fsync(cur_fd) == 0)
+	{
+		cur_dirty = false;
+		cur_synced = cur_size;
+		synced_seq = cur_pos.seq;
+		return true;
+	}
+	if (aa_cut_after_failed_fsync(cur_fd, cur_path, cur_synced, synced_seq, err))
+		cur_size = cur_synced;
+	resetStringInfo(&wbuf);
+	cur_dirty = false;
+	mark_broken(*err);
+	return false;
+}
+
+/*
+ * The error of an operation on a stream that must not go on: a cut still
+ * pending after a failed fsync is tried again first (see stream_cut.c).
+ */
+static bool
+refuse_broken(char **err)
+{
+	if (aa_cut_pending())
+	{
+		if (aa_cut_retry(cur_fd, err))
+			cur_size = cur_synced;
+		mark_broken(*err);
+		return false;
+	}
+	*err = psprintf("audit stream must be reopened: %s", stream_broken);
+	return false;
+}
+
+/*
  * Open the stream and recover its position from the files.  May be called
- * again at any time (it closes first); after a failed aa_stream_sync() it
- * must be, and the caller must then take the position again.
+ * again at any time (it closes first); the caller must then take the
+ * position again.  After a failure that breaks the stream the writer
+ * restarts instead (aa_stream_needs_reopen), to write again from the WAL
+ * what the stream lost.
+ *
+ * The file is fsynced before anything is appended, so that the size it is
+ * cut back to after a failed fsync (sync_current) is one this process saw
+ * synced.  If that first fsync fails, no size of the file is known to be
+ * on disk, and nothing that was delivered may be cut: the stream refuses
+ * to go on with the file for the life of this process (a later fsync
+ * would report success on the same lost pages).
  */
 bool
 aa_stream_open(char **err)
@@ -363,6 +424,20 @@ aa_stream_open(char **err)
 	off_t		valid_end;
 
 	aa_stream_close();
+	if (open_refused)
+	{
+		*err = pstrdup(open_refused);
+		return false;
+	}
+	/* a cut left pending when the file sink was switched off */
+	if (aa_cut_pending())
+	{
+		if (!aa_cut_retry(-1, err))
+			return false;
+		ereport(LOG, (errmsg_internal("%s", *err)));
+		pfree(*err);
+		*err = NULL;
+	}
 	if (stream_broken)
 	{
 		pfree(stream_broken);
@@ -398,31 +473,32 @@ aa_stream_open(char **err)
 	}
 	if (!aa_recover_tail(fd, st.path, sb.st_size, &st.start, &pos, &valid_end, err))
 		goto fail_fd;
+	if (valid_end < sb.st_size && ftruncate(fd, valid_end) != 0)
+	{
+		*err = psprintf("could not truncate audit stream file \"%s\": %m",
+						st.path);
+		goto fail_fd;
+	}
+	if (pg_fsync(fd) != 0)
+	{
+		*err = psprintf("could not fsync audit stream file \"%s\" when opening it: %m; what it holds cannot be shown to be on disk, so the writer does not go on with it until the server is restarted",
+						st.path);
+		open_refused = MemoryContextStrdup(TopMemoryContext, *err);
+		goto fail_fd;
+	}
 	if (valid_end < sb.st_size)
 	{
-		if (ftruncate(fd, valid_end) != 0)
-		{
-			*err = psprintf("could not truncate audit stream file \"%s\": %m",
-							st.path);
-			goto fail_fd;
-		}
-		if (pg_fsync(fd) != 0)
-		{
-			*err = psprintf("could not fsync audit stream file \"%s\": %m",
-							st.path);
-			goto fail_fd;
-		}
 		ereport(LOG,
 				(errmsg("discarded " INT64_FORMAT " bytes of undelivered data at the end of audit stream file \"%s\"",
 						(int64) (sb.st_size - valid_end), st.path),
 				 errdetail("The stream resumes after seq " UINT64_FORMAT ".",
 						   pos.seq)));
 	}
+	cur_pos = pos;
 	set_current(fd, MemoryContextStrdup(TopMemoryContext, st.path),
 				MemoryContextStrdup(TopMemoryContext, st.directory),
 				MemoryContextStrdup(TopMemoryContext, st.pattern),
 				st.started, valid_end);
-	cur_pos = pos;
 	stream_ready = true;
 	aa_state_free(&st);
 	return true;
@@ -448,6 +524,13 @@ aa_stream_position(AAStreamPos *pos)
  * is made durable: the previous file (the state file will claim its last
  * line as the starting position), the new file's existence and its
  * directory entry.
+ *
+ * A failed fsync is never retried on the same data: the previous file is
+ * cut back (sync_current); a new file whose fsync failed is removed and a
+ * later attempt creates it again; a failed state file write is redone from
+ * scratch (aa_state_write).  But once the state file may name the new file
+ * (its rename done, the fsync of its directory failed) the new file stays,
+ * empty, so that a crash does not leave the state naming a missing file.
  */
 static StartResult
 start_file(const char *name, pg_time_t now, char **err)
@@ -455,6 +538,7 @@ start_file(const char *name, pg_time_t now, char **err)
 	char	   *path;
 	int			fd;
 	bool		created = false;
+	bool		keep = false;
 	struct stat sb;
 	StreamState st;
 	int			save_errno;
@@ -475,17 +559,8 @@ start_file(const char *name, pg_time_t now, char **err)
 
 	if (cur_fd >= 0 && !flush_wbuf(err))
 		return START_FAILED;
-	if (cur_fd >= 0 && cur_dirty)
-	{
-		if (pg_fsync(cur_fd) != 0)
-		{
-			*err = psprintf("could not fsync audit stream file \"%s\": %m",
-							cur_path);
-			mark_broken(*err);
-			return START_FAILED;
-		}
-		cur_dirty = false;
-	}
+	if (cur_fd >= 0 && cur_dirty && !sync_current(err))
+		return START_FAILED;
 	if (cur_fd >= 0 && !check_not_removed(err))
 		return START_FAILED;
 	drop_cached(true);
@@ -532,7 +607,10 @@ start_file(const char *name, pg_time_t now, char **err)
 	st.started = now;
 	st.start = cur_pos;
 	if (!aa_state_write(&st, err))
+	{
+		keep = !aa_state_names_other(path);
 		goto fail;
+	}
 
 	ReserveExternalFD();
 	forget_current();
@@ -546,7 +624,7 @@ start_file(const char *name, pg_time_t now, char **err)
 fail:
 	save_errno = errno;
 	close(fd);
-	if (created)
+	if (created && !keep)
 		unlink(path);
 	pfree(path);
 	errno = save_errno;
@@ -628,10 +706,7 @@ aa_stream_append(const char *event, int len, XLogRecPtr commit_lsn,
 	if (!stream_ready)
 		elog(ERROR, "audit stream is not open");
 	if (stream_broken)
-	{
-		*err = psprintf("audit stream must be reopened: %s", stream_broken);
-		return false;
-	}
+		return refuse_broken(err);
 
 	/* the event is a one-line JSON object; anything else is a writer bug */
 	if (len < 2 || event[0] != '{' || event[len - 1] != '}' ||
@@ -701,33 +776,24 @@ aa_stream_append(const char *event, int len, XLogRecPtr commit_lsn,
 }
 
 /*
- * Make everything appended so far durable.  A failure here cannot simply
+ * Make everything appended so far durable.  A failed fsync cannot simply
  * be retried: the kernel may have reported the error once and dropped the
- * data, so a later fsync would succeed on a file that lacks it.  The stream
- * therefore refuses further work until aa_stream_open() reads back what is
- * really on disk.
+ * data, so a later fsync would succeed on a file that lacks it.  The file
+ * is cut back to its last successful fsync instead (sync_current) and the
+ * stream refuses further work: the writer restarts and writes the rest
+ * again from the WAL.
  */
 bool
 aa_stream_sync(char **err)
 {
 	if (stream_broken)
-	{
-		*err = psprintf("audit stream must be reopened: %s", stream_broken);
-		return false;
-	}
+		return refuse_broken(err);
 	if (cur_fd >= 0 && !flush_wbuf(err))
 		return false;			/* retryable: the lines are still buffered */
 	if (cur_fd < 0 || !cur_dirty)
 		return true;
-	if (pg_fsync(cur_fd) != 0)
-	{
-		*err = psprintf("could not fsync audit stream file \"%s\": %m",
-						cur_path);
-		mark_broken(*err);
+	if (!sync_current(err))
 		return false;
-	}
-	cur_dirty = false;
-	cur_synced = cur_size;
 	if (!check_not_removed(err))
 		return false;
 	drop_cached(false);
@@ -757,12 +823,14 @@ aa_stream_bytes_written(void)
 }
 
 /*
- * Whether a failure left the stream in a state only aa_stream_open() can
- * clear (a failed fsync or truncation): the writer must then restart from
- * its slot rather than retry, since data it appended may be gone.
+ * Whether a failure left the stream in a state only a restart can clear (a
+ * failed fsync, once the file is cut back; a removed file): the writer must
+ * then restart from its slot rather than retry, since data it appended is
+ * gone.  Not while a cut is pending: a restart would trust the file as it
+ * reads (see stream_cut.c).
  */
 bool
 aa_stream_needs_reopen(void)
 {
-	return stream_broken != NULL;
+	return stream_broken != NULL && !aa_cut_pending();
 }

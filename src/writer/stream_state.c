@@ -128,6 +128,11 @@ aa_write_all(int fd, const char *data, size_t len)
  * Write the state file the way durable_rename() would (temporary file,
  * fsync, rename, fsync of the directory), reporting instead of throwing.
  * After this returns true, a crash recovers into the new file.
+ *
+ * After a failure the caller writes it again from scratch: the temporary
+ * file is truncated and written anew and renamed again, so a later fsync
+ * never stands for pages or a rename that an earlier failed fsync may have
+ * lost (see stream_cut.c).
  */
 bool
 aa_state_write(const StreamState *st, char **err)
@@ -254,6 +259,28 @@ state_field(const char *key, char *value, StreamState *st)
 	}
 	return strcmp(key, "directory") == 0 || strcmp(key, "pattern") == 0 ||
 		strcmp(key, "file") == 0 ? -1 : 0;
+}
+
+/*
+ * Whether the state file can be read and names a file other than `path`:
+ * after a failed aa_state_write, whether `path` may be removed again.
+ */
+bool
+aa_state_names_other(const char *path)
+{
+	StreamState st;
+	bool		found;
+	bool		other;
+	char	   *err = NULL;
+
+	if (!aa_state_read(&st, &found, &err))
+	{
+		pfree(err);
+		return false;
+	}
+	other = !found || strcmp(st.path, path) != 0;
+	aa_state_free(&st);
+	return other;
 }
 
 /*

@@ -43,6 +43,13 @@
 PGDLLEXPORT void aa_writer_main(Datum main_arg);
 
 /*
+ * Where an ERROR in the worker goes (worker_error.c), and the WAL record
+ * being processed, which it concerns.
+ */
+static sigjmp_buf error_jmp;
+static XLogRecPtr current_record = InvalidXLogRecPtr;
+
+/*
  * Register the shared memory and the worker.  Only at preload: the worker
  * is one per cluster and is restarted by the postmaster if it dies.
  */
@@ -147,6 +154,15 @@ aa_writer_main(Datum main_arg)
 	before_shmem_exit(writer_exit, (Datum) 0);
 	aa_status_set_worker(MyProcPid, MyLatch);
 
+	/*
+	 * An ERROR from here on is reported, and retried after a pause by a new
+	 * worker, rather than ending this one silently (worker_error.c).  The
+	 * handler never returns here.
+	 */
+	if (sigsetjmp(error_jmp, 1) != 0)
+		aa_writer_failed(current_record);
+	PG_exception_stack = &error_jmp;
+
 	aa_txns_init();
 	record_cxt = AllocSetContextCreate(TopMemoryContext, "activity_audit record",
 									   ALLOCSET_DEFAULT_SIZES);
@@ -213,6 +229,7 @@ aa_writer_main(Datum main_arg)
 			XLogBeginRead(reader, next_lsn);
 			continue;
 		}
+		current_record = reader->ReadRecPtr;
 		old = MemoryContextSwitchTo(record_cxt);
 		aa_decode_record(reader);
 		MemoryContextSwitchTo(old);

@@ -30,10 +30,15 @@
 extern void aa_register_writer(void);
 extern void aa_writer_sleep(long ms);
 
+/* worker_error.c: an ERROR in the worker is reported and retried */
+extern void aa_writer_failed(XLogRecPtr lsn) pg_attribute_noreturn();
+
 /* status.c: shared status, flush() and writer_status() */
 extern void aa_status_request_shmem(void);
 extern void aa_status_set_worker(pid_t pid, Latch *latch);
 extern void aa_status_set_error(const char *msg);
+extern void aa_status_error_until_progress(void);
+extern int	aa_status_record_failure(XLogRecPtr lsn, const char *msg);
 extern void aa_status_publish(XLogRecPtr next_lsn, uint64 events_delivered,
 							  uint64 bytes_written, int pending_xacts,
 							  uint64 forged_rejected, uint64 spilled_bytes,
@@ -172,6 +177,7 @@ typedef struct StreamState
 extern bool aa_state_read(StreamState *st, bool *found, char **err);
 extern bool aa_state_write(const StreamState *st, char **err);
 extern void aa_state_free(StreamState *st);
+extern bool aa_state_names_other(const char *path);
 extern bool aa_fsync_path(const char *path, bool isdir, char **err);
 extern bool aa_ensure_directory(const char *dir, char **err);
 extern bool aa_write_all(int fd, const char *data, size_t len);
@@ -192,5 +198,12 @@ extern void aa_gap_record(XLogRecPtr lost_from, XLogRecPtr lost_to,
 extern bool aa_recover_tail(int fd, const char *path, off_t size,
 							const AAStreamPos *start, AAStreamPos *pos,
 							off_t *valid_end, char **err);
+
+/* stream_cut.c: cutting a file back after a failed fsync */
+extern bool aa_cut_after_failed_fsync(int fd, const char *path,
+									  off_t synced_size, uint64 synced_seq,
+									  char **err);
+extern bool aa_cut_pending(void);
+extern bool aa_cut_retry(int fd, char **err);
 
 #endif							/* AA_WRITER_H */
