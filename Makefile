@@ -29,6 +29,8 @@ OBJS = \
 	src/writer/deliver.o \
 	src/writer/worker_error.o \
 	src/writer/stream.o \
+	src/writer/stream_rotate.o \
+	src/writer/line_out.o \
 	src/writer/stream_state.o \
 	src/writer/stream_recover.o \
 	src/writer/stream_cut.o \

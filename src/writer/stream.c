@@ -31,8 +31,8 @@
  *
  * The state file is stream_state.c's, the recovery of the position from
  * the files stream_recover.c's, the cut after a failed fsync
- * stream_cut.c's; this file appends, rotates and syncs.  It
- * must not read WAL, decide which events are delivered or in what order,
+ * stream_cut.c's, starting a file stream_rotate.c's, a line's keys
+ * line_out.c's; this file opens, appends and syncs.  It must not read WAL, decide which events are delivered or in what order,
  * or write to any other sink; the writer does that (decode.c, deliver.c).
  *
  *-------------------------------------------------------------------------
@@ -59,21 +59,7 @@
 #include "guc.h"
 #include "writer/writer.h"
 
-/* ,"seq":N,"lsn":"X/X","committed_at":"..." is well below this */
-#define TRAILER_MAX		128
 
-/* bytes of a line's end read to parse its trailing keys */
-#define TAIL_READ_SIZE	512
-
-/* chunk size for reading files backwards during recovery */
-#define SCAN_CHUNK		65536
-
-typedef enum StartResult
-{
-	START_OK,
-	START_TAKEN,				/* a non-empty file of that name exists */
-	START_FAILED
-} StartResult;
 
 /*
  * The open stream.  Strings live in TopMemoryContext; the file descriptor
@@ -83,13 +69,7 @@ static bool stream_ready = false;
 static char *stream_broken = NULL;	/* why the stream must be reopened */
 static char *open_refused = NULL;	/* why no file can be opened (see
 									 * aa_stream_open) */
-static int	cur_fd = -1;
-static char *cur_path = NULL;
-static char *cur_name = NULL;	/* the file name part of cur_path */
-static char *cur_directory = NULL;
-static char *cur_pattern = NULL;
-static pg_time_t cur_started = 0;
-static off_t cur_size = 0;
+AAStreamFile aa_cur = {-1, NULL, NULL, NULL, NULL, 0, 0, false};
 
 /*
  * Lines appended but not yet written to the current file.  Writing each
@@ -101,7 +81,6 @@ static off_t cur_size = 0;
 #define WBUF_FLUSH_AT	(256 * 1024)
 static StringInfoData wbuf;
 static bool wbuf_ready = false;
-static bool cur_dirty = false;	/* written since the last fsync */
 
 /*
  * The stream is written once and read rarely, so once durable it need not
@@ -128,85 +107,6 @@ static uint64 synced_seq = 0;	/* seq of the last line before cur_synced */
 static AAStreamPos cur_pos;
 static uint64 total_bytes = 0;
 
-/* the digest of the line being written or checked */
-static AASha256 sha_ctx;
-
-/*
- * Start a line's digest with its prev_hash.  The SHA-256 code was chosen
- * and self-tested when the library was loaded (_PG_init).
- */
-static void
-hash_begin(const char *prev_hash)
-{
-	aa_sha256_init(&sha_ctx);
-	aa_sha256_update(&sha_ctx, prev_hash, AA_HASH_HEX_LEN);
-}
-
-static void
-hash_add(const char *data, size_t len)
-{
-	aa_sha256_update(&sha_ctx, data, len);
-}
-
-/* Finish into lowercase hex, the form the chain stores. */
-static void
-hash_end(char *hex)
-{
-	aa_sha256_final_hex(&sha_ctx, hex);
-}
-
-/*
- * The keys the stream adds before the chain: [,]"seq":N,"lsn":"X/X",
- * "committed_at":"...".  Formatted by hand: printf-style formatting was the
- * largest cost per event.  All events of a commit share committed_at, so
- * its text is kept from the previous event.
- */
-static int
-format_trailer(char *out, bool comma, uint64 seq, XLogRecPtr lsn,
-			   TimestampTz committed_at)
-{
-	static TimestampTz last_ts = DT_NOBEGIN;
-	static char last_text[AA_UTC_TEXT_LEN + 1];
-	static const char hexdig[] = "0123456789ABCDEF";
-	char	   *t = out;
-	int			half;
-
-	if (committed_at != last_ts)
-	{
-		aa_format_utc(committed_at, last_text);
-		last_ts = committed_at;
-	}
-	if (comma)
-		*t++ = ',';
-	memcpy(t, "\"seq\":", 6);
-	t += 6;
-	t += pg_ulltoa_n(seq, t);
-	memcpy(t, ",\"lsn\":\"", 8);
-	t += 8;
-	for (half = 0; half < 2; half++)
-	{
-		uint32		v = half == 0 ? (uint32) (lsn >> 32) : (uint32) lsn;
-		char		digits[8];
-		int			n = 0;
-
-		do
-		{
-			digits[n++] = hexdig[v & 0xF];
-			v >>= 4;
-		} while (v != 0);
-		while (n > 0)
-			*t++ = digits[--n];
-		if (half == 0)
-			*t++ = '/';
-	}
-	memcpy(t, "\",\"committed_at\":\"", 18);
-	t += 18;
-	memcpy(t, last_text, AA_UTC_TEXT_LEN);
-	t += AA_UTC_TEXT_LEN;
-	*t++ = '"';
-	return t - out;
-}
-
 /* Remember why the stream cannot go on; kept until aa_stream_open(). */
 static void
 mark_broken(const char *reason)
@@ -217,25 +117,25 @@ mark_broken(const char *reason)
 }
 
 /* Forget the open file (not the position, which survives a close). */
-static void
-forget_current(void)
+void
+aa_stream_forget_current(void)
 {
-	if (cur_fd >= 0)
+	if (aa_cur.fd >= 0)
 	{
-		close(cur_fd);
+		close(aa_cur.fd);
 		ReleaseExternalFD();
 	}
-	cur_fd = -1;
-	if (cur_path)
-		pfree(cur_path);
-	if (cur_directory)
-		pfree(cur_directory);
-	if (cur_pattern)
-		pfree(cur_pattern);
-	cur_path = cur_directory = cur_pattern = NULL;
-	cur_name = NULL;
-	cur_size = 0;
-	cur_dirty = false;
+	aa_cur.fd = -1;
+	if (aa_cur.path)
+		pfree(aa_cur.path);
+	if (aa_cur.directory)
+		pfree(aa_cur.directory);
+	if (aa_cur.pattern)
+		pfree(aa_cur.pattern);
+	aa_cur.path = aa_cur.directory = aa_cur.pattern = NULL;
+	aa_cur.name = NULL;
+	aa_cur.size = 0;
+	aa_cur.dirty = false;
 	cur_dropped = 0;
 	cur_synced = 0;
 	if (wbuf_ready)
@@ -243,8 +143,8 @@ forget_current(void)
 }
 
 /* Adopt an open file as the current one; the strings become ours. */
-static void
-set_current(int fd, char *path, char *directory, char *pattern,
+void
+aa_stream_set_current(int fd, char *path, char *directory, char *pattern,
 			pg_time_t started, off_t size)
 {
 	char	   *slash;
@@ -258,15 +158,15 @@ set_current(int fd, char *path, char *directory, char *pattern,
 		MemoryContextSwitchTo(old);
 		wbuf_ready = true;
 	}
-	cur_fd = fd;
-	cur_path = path;
+	aa_cur.fd = fd;
+	aa_cur.path = path;
 	slash = strrchr(path, '/');
-	cur_name = slash ? slash + 1 : path;
-	cur_directory = directory;
-	cur_pattern = pattern;
-	cur_started = started;
-	cur_size = size;
-	cur_dirty = false;
+	aa_cur.name = slash ? slash + 1 : path;
+	aa_cur.directory = directory;
+	aa_cur.pattern = pattern;
+	aa_cur.started = started;
+	aa_cur.size = size;
+	aa_cur.dirty = false;
 	cur_dropped = 0;
 	cur_synced = size;
 	synced_seq = cur_pos.seq;
@@ -278,16 +178,16 @@ set_current(int fd, char *path, char *directory, char *pattern,
  * Only advice: a failure changes nothing and is ignored.  Call only right
  * after an fsync, so no dirty page is involved.
  */
-static void
-drop_cached(bool all)
+void
+aa_stream_drop_cached(bool all)
 {
 #if defined(USE_POSIX_FADVISE) && defined(POSIX_FADV_DONTNEED)
-	off_t		upto = all ? cur_size : cur_size - CACHE_KEEP;
+	off_t		upto = all ? aa_cur.size : aa_cur.size - CACHE_KEEP;
 
-	if (cur_fd < 0 || upto <= cur_dropped ||
+	if (aa_cur.fd < 0 || upto <= cur_dropped ||
 		(!all && upto - cur_dropped < CACHE_DROP_STEP))
 		return;
-	(void) posix_fadvise(cur_fd, cur_dropped, upto - cur_dropped,
+	(void) posix_fadvise(aa_cur.fd, cur_dropped, upto - cur_dropped,
 						 POSIX_FADV_DONTNEED);
 	cur_dropped = upto;
 #else
@@ -301,15 +201,15 @@ drop_cached(bool all)
  * before the position moves, so that what went into it since the last sync
  * is read from the WAL again once the stream is reopened.
  */
-static bool
-check_not_removed(char **err)
+bool
+aa_stream_check_not_removed(char **err)
 {
 	struct stat sb;
 
-	if (fstat(cur_fd, &sb) == 0 && sb.st_nlink == 0)
+	if (fstat(aa_cur.fd, &sb) == 0 && sb.st_nlink == 0)
 	{
 		*err = psprintf("audit stream file \"%s\" was removed while the writer was appending to it",
-						cur_path);
+						aa_cur.path);
 		mark_broken(*err);
 		return false;
 	}
@@ -317,8 +217,8 @@ check_not_removed(char **err)
 }
 
 /* Write the buffered lines to the current file (see wbuf). */
-static bool
-flush_wbuf(char **err)
+bool
+aa_stream_flush_wbuf(char **err)
 {
 	size_t		done = 0;
 
@@ -326,7 +226,7 @@ flush_wbuf(char **err)
 		return true;
 	while (done < (size_t) wbuf.len)
 	{
-		ssize_t		n = write(cur_fd, wbuf.data + done, wbuf.len - done);
+		ssize_t		n = write(aa_cur.fd, wbuf.data + done, wbuf.len - done);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -335,23 +235,23 @@ flush_wbuf(char **err)
 			int			save_errno = (n == 0) ? ENOSPC : errno;
 
 			*err = NULL;
-			if (done > 0 && ftruncate(cur_fd, cur_size) != 0)
+			if (done > 0 && ftruncate(aa_cur.fd, aa_cur.size) != 0)
 			{
 				errno = save_errno;
 				*err = psprintf("could not write to audit stream file \"%s\" and could not remove the partial lines: %m",
-								cur_path);
+								aa_cur.path);
 				mark_broken(*err);
 			}
 			errno = save_errno;
 			if (*err == NULL)
 				*err = psprintf("could not write to audit stream file \"%s\": %m",
-								cur_path);
+								aa_cur.path);
 			return false;
 		}
 		done += n;
 	}
-	cur_size += wbuf.len;
-	cur_dirty = true;
+	aa_cur.size += wbuf.len;
+	aa_cur.dirty = true;
 	resetStringInfo(&wbuf);
 	return true;
 }
@@ -363,20 +263,20 @@ flush_wbuf(char **err)
  * stream refuses further work, so that the writer restarts and writes
  * those lines again from the WAL.
  */
-static bool
-sync_current(char **err)
+bool
+aa_stream_sync_current(char **err)
 {
-	if (pg_fsync(cur_fd) == 0)
+	if (pg_fsync(aa_cur.fd) == 0)
 	{
-		cur_dirty = false;
-		cur_synced = cur_size;
+		aa_cur.dirty = false;
+		cur_synced = aa_cur.size;
 		synced_seq = cur_pos.seq;
 		return true;
 	}
-	if (aa_cut_after_failed_fsync(cur_fd, cur_path, cur_synced, synced_seq, err))
-		cur_size = cur_synced;
+	if (aa_cut_after_failed_fsync(aa_cur.fd, aa_cur.path, cur_synced, synced_seq, err))
+		aa_cur.size = cur_synced;
 	resetStringInfo(&wbuf);
-	cur_dirty = false;
+	aa_cur.dirty = false;
 	mark_broken(*err);
 	return false;
 }
@@ -390,8 +290,8 @@ refuse_broken(char **err)
 {
 	if (aa_cut_pending())
 	{
-		if (aa_cut_retry(cur_fd, err))
-			cur_size = cur_synced;
+		if (aa_cut_retry(aa_cur.fd, err))
+			aa_cur.size = cur_synced;
 		mark_broken(*err);
 		return false;
 	}
@@ -495,7 +395,7 @@ aa_stream_open(char **err)
 						   pos.seq)));
 	}
 	cur_pos = pos;
-	set_current(fd, MemoryContextStrdup(TopMemoryContext, st.path),
+	aa_stream_set_current(fd, MemoryContextStrdup(TopMemoryContext, st.path),
 				MemoryContextStrdup(TopMemoryContext, st.directory),
 				MemoryContextStrdup(TopMemoryContext, st.pattern),
 				st.started, valid_end);
@@ -511,6 +411,13 @@ fail:
 	return false;
 }
 
+/* Bytes appended but not yet written to the file (see wbuf). */
+size_t
+aa_stream_buffered(void)
+{
+	return wbuf_ready ? (size_t) wbuf.len : 0;
+}
+
 /* The position after the last successful append. */
 void
 aa_stream_position(AAStreamPos *pos)
@@ -518,172 +425,7 @@ aa_stream_position(AAStreamPos *pos)
 	*pos = cur_pos;
 }
 
-/*
- * Start a new file named `name` in audit.log_directory and make it the
- * current one.  Before the state file points into it, everything before it
- * is made durable: the previous file (the state file will claim its last
- * line as the starting position), the new file's existence and its
- * directory entry.
- *
- * A failed fsync is never retried on the same data: the previous file is
- * cut back (sync_current); a new file whose fsync failed is removed and a
- * later attempt creates it again; a failed state file write is redone from
- * scratch (aa_state_write).  But once the state file may name the new file
- * (its rename done, the fsync of its directory failed) the new file stays,
- * empty, so that a crash does not leave the state naming a missing file.
- */
-static StartResult
-start_file(const char *name, pg_time_t now, char **err)
-{
-	char	   *path;
-	int			fd;
-	bool		created = false;
-	bool		keep = false;
-	struct stat sb;
-	StreamState st;
-	int			save_errno;
 
-	if (aa_log_directory == NULL || aa_log_directory[0] == '\0')
-	{
-		*err = pstrdup("audit.log_directory is empty");
-		return START_FAILED;
-	}
-	if (!aa_ensure_directory(aa_log_directory, err))
-		return START_FAILED;
-	path = psprintf("%s/%s", aa_log_directory, name);
-	if (strchr(path, '\n') != NULL)
-	{
-		*err = psprintf("invalid audit stream file name \"%s\"", path);
-		return START_FAILED;
-	}
-
-	if (cur_fd >= 0 && !flush_wbuf(err))
-		return START_FAILED;
-	if (cur_fd >= 0 && cur_dirty && !sync_current(err))
-		return START_FAILED;
-	if (cur_fd >= 0 && !check_not_removed(err))
-		return START_FAILED;
-	drop_cached(true);
-
-	fd = BasicOpenFilePerm(path, O_CREAT | O_EXCL | O_WRONLY | O_APPEND | PG_BINARY,
-						   (mode_t) aa_file_mode);
-	if (fd >= 0)
-		created = true;
-	else if (errno == EEXIST)
-	{
-		/* an empty file left by a failed start: take it over */
-		fd = BasicOpenFile(path, O_WRONLY | O_APPEND | PG_BINARY);
-		if (fd >= 0 && (fstat(fd, &sb) != 0 || sb.st_size != 0))
-		{
-			close(fd);
-			*err = psprintf("could not create audit stream file \"%s\": a non-empty file of that name exists",
-							path);
-			return START_TAKEN;
-		}
-	}
-	if (fd < 0)
-	{
-		*err = psprintf("could not create audit stream file \"%s\": %m", path);
-		return START_FAILED;
-	}
-
-	if (fchmod(fd, (mode_t) aa_file_mode) != 0)
-	{
-		*err = psprintf("could not set permissions of audit stream file \"%s\": %m",
-						path);
-		goto fail;
-	}
-	if (pg_fsync(fd) != 0)
-	{
-		*err = psprintf("could not fsync audit stream file \"%s\": %m", path);
-		goto fail;
-	}
-	if (!aa_fsync_path(aa_log_directory, true, err))
-		goto fail;
-
-	st.path = path;
-	st.directory = aa_log_directory;
-	st.pattern = aa_log_filename;
-	st.started = now;
-	st.start = cur_pos;
-	if (!aa_state_write(&st, err))
-	{
-		keep = !aa_state_names_other(path);
-		goto fail;
-	}
-
-	ReserveExternalFD();
-	forget_current();
-	set_current(fd, MemoryContextStrdup(TopMemoryContext, path),
-				MemoryContextStrdup(TopMemoryContext, aa_log_directory),
-				MemoryContextStrdup(TopMemoryContext, aa_log_filename),
-				now, 0);
-	pfree(path);
-	return START_OK;
-
-fail:
-	save_errno = errno;
-	close(fd);
-	if (created && !keep)
-		unlink(path);
-	pfree(path);
-	errno = save_errno;
-	return START_FAILED;
-}
-
-/*
- * Before the first event of a commit: start a new file if there is none,
- * or if the current one is due for rotation (size, age, or a changed
- * directory or name pattern).  A new name that does not sort after the
- * current one (the same second, a clock that went back) or that is already
- * taken keeps the current file, so names stay unique and in stream order.
- */
-static bool
-maybe_rotate(char **err)
-{
-	pg_time_t	now = (pg_time_t) time(NULL);
-	char		name[MAXPGPATH];
-	bool		same_dir;
-	StartResult res;
-
-	if (cur_fd >= 0)
-	{
-		bool		due = false;
-
-		same_dir = strcmp(cur_directory, aa_log_directory) == 0;
-		if (!same_dir || strcmp(cur_pattern, aa_log_filename) != 0)
-			due = true;
-		else if (aa_rotation_size > 0 &&
-				 cur_size + wbuf.len >= (off_t) aa_rotation_size * 1024)
-			due = true;
-		else if (aa_rotation_age > 0 &&
-				 now - cur_started >= (pg_time_t) aa_rotation_age * SECS_PER_MINUTE)
-			due = true;
-		if (!due)
-			return true;
-	}
-	else
-		same_dir = false;
-
-	if (pg_strftime(name, sizeof(name), aa_log_filename, pg_gmtime(&now)) == 0 ||
-		name[0] == '\0')
-	{
-		*err = psprintf("could not form an audit stream file name from \"%s\"",
-						aa_log_filename);
-		return false;
-	}
-	if (cur_fd >= 0 && same_dir && strcmp(name, cur_name) <= 0)
-		return true;
-
-	res = start_file(name, now, err);
-	if (res == START_TAKEN && cur_fd >= 0)
-	{
-		pfree(*err);
-		*err = NULL;
-		return true;
-	}
-	return res == START_OK;
-}
 
 /*
  * Append one committed event to the write buffer (see wbuf).  If the
@@ -694,12 +436,10 @@ bool
 aa_stream_append(const char *event, int len, XLogRecPtr commit_lsn,
 				 TimestampTz committed_at, bool first_of_commit, char **err)
 {
-	char		trailer[TRAILER_MAX + AA_CHAIN_SUFFIX_LEN + 2];
+	char		tail[AA_LINE_TAIL_MAX];
 	char		hash[AA_HASH_HEX_LEN + 1];
 	int			body_len;
-	int			i;
 	int			tlen;
-	int			slen;
 	uint64		seq;
 	size_t		total;
 
@@ -718,51 +458,25 @@ aa_stream_append(const char *event, int len, XLogRecPtr commit_lsn,
 	 * over two files.  Comparing the LSN as well keeps a commit together
 	 * when the writer resumes in the middle of it after a crash.
 	 */
-	if (cur_fd < 0 ||
+	if (aa_cur.fd < 0 ||
 		(first_of_commit && commit_lsn != cur_pos.commit_lsn))
 	{
-		if (!maybe_rotate(err))
+		if (!aa_stream_maybe_rotate(err))
 			return false;
 	}
 
-	/* {...} loses its '}' and gains our keys; "{}" must not get a comma */
+	/* {...} loses its '}' and gains our keys (line_out.c) */
 	body_len = len - 1;
-	for (i = body_len - 1; i > 0 && isspace((unsigned char) event[i]); i--)
-		;
 	seq = cur_pos.seq + 1;
-	tlen = format_trailer(trailer, event[i] != '{', seq, commit_lsn,
-						  committed_at);
-	Assert(tlen > 0 && tlen < TRAILER_MAX);
-
-	hash_begin(cur_pos.hash);
-	hash_add(event, body_len);
-	hash_add(trailer, tlen);
-	hash_end(hash);
-
-	{
-		char	   *t = trailer + tlen;
-
-		memcpy(t, AA_PREV_HASH_KEY, sizeof(AA_PREV_HASH_KEY) - 1);
-		t += sizeof(AA_PREV_HASH_KEY) - 1;
-		memcpy(t, cur_pos.hash, AA_HASH_HEX_LEN);
-		t += AA_HASH_HEX_LEN;
-		memcpy(t, AA_HASH_KEY, sizeof(AA_HASH_KEY) - 1);
-		t += sizeof(AA_HASH_KEY) - 1;
-		memcpy(t, hash, AA_HASH_HEX_LEN);
-		t += AA_HASH_HEX_LEN;
-		memcpy(t, "\"}\n", 3);
-		t += 3;
-		slen = t - (trailer + tlen);
-	}
-	Assert(slen == AA_CHAIN_SUFFIX_LEN + 1);
-
-	total = body_len + tlen + slen;
-	if (wbuf.len + total > WBUF_FLUSH_AT && !flush_wbuf(err))
+	tlen = aa_line_tail(event, body_len, seq, commit_lsn, committed_at,
+						cur_pos.hash, tail, hash);
+	total = body_len + tlen;
+	if (wbuf.len + total > WBUF_FLUSH_AT && !aa_stream_flush_wbuf(err))
 		return false;
-	if (cur_size - cur_synced >= SYNC_EVERY && !aa_stream_sync(err))
+	if (aa_cur.size - cur_synced >= SYNC_EVERY && !aa_stream_sync(err))
 		return false;
 	appendBinaryStringInfo(&wbuf, event, body_len);
-	appendBinaryStringInfo(&wbuf, trailer, tlen + slen);
+	appendBinaryStringInfo(&wbuf, tail, tlen);
 
 	total_bytes += total;
 	if (commit_lsn == cur_pos.commit_lsn)
@@ -788,15 +502,15 @@ aa_stream_sync(char **err)
 {
 	if (stream_broken)
 		return refuse_broken(err);
-	if (cur_fd >= 0 && !flush_wbuf(err))
+	if (aa_cur.fd >= 0 && !aa_stream_flush_wbuf(err))
 		return false;			/* retryable: the lines are still buffered */
-	if (cur_fd < 0 || !cur_dirty)
+	if (aa_cur.fd < 0 || !aa_cur.dirty)
 		return true;
-	if (!sync_current(err))
+	if (!aa_stream_sync_current(err))
 		return false;
-	if (!check_not_removed(err))
+	if (!aa_stream_check_not_removed(err))
 		return false;
-	drop_cached(false);
+	aa_stream_drop_cached(false);
 	return true;
 }
 
@@ -804,7 +518,7 @@ aa_stream_sync(char **err)
 void
 aa_stream_close(void)
 {
-	forget_current();
+	aa_stream_forget_current();
 	stream_ready = false;
 }
 
@@ -812,7 +526,7 @@ aa_stream_close(void)
 const char *
 aa_stream_current_file(void)
 {
-	return cur_path;
+	return aa_cur.path;
 }
 
 /* Bytes appended since the process started, for writer_status. */

@@ -160,6 +160,41 @@ extern const char *aa_stream_current_file(void);
 extern uint64 aa_stream_bytes_written(void);
 
 
+/*
+ * stream.c's current file and the helpers stream_rotate.c uses to leave it
+ * and start the next; nothing else touches these.
+ */
+typedef struct AAStreamFile
+{
+	int			fd;				/* -1: none */
+	char	   *path;			/* as opened (TopMemoryContext) */
+	char	   *name;			/* the file name part of path */
+	char	   *directory;		/* audit.log_directory it was started under */
+	char	   *pattern;		/* audit.log_filename it was started under */
+	pg_time_t	started;		/* when it was started (for rotation_age) */
+	off_t		size;			/* bytes written to it */
+	bool		dirty;			/* written since the last fsync */
+} AAStreamFile;
+
+extern AAStreamFile aa_cur;
+extern size_t aa_stream_buffered(void);
+extern bool aa_stream_flush_wbuf(char **err);
+extern bool aa_stream_sync_current(char **err);
+extern bool aa_stream_check_not_removed(char **err);
+extern void aa_stream_drop_cached(bool all);
+extern void aa_stream_forget_current(void);
+extern void aa_stream_set_current(int fd, char *path, char *directory,
+								  char *pattern, pg_time_t started, off_t size);
+
+/* stream_rotate.c: starting the stream's files */
+extern bool aa_stream_maybe_rotate(char **err);
+
+/* line_out.c: the keys the writer adds to an event */
+#define AA_LINE_TAIL_MAX	(128 + AA_CHAIN_SUFFIX_LEN + 2)
+extern int	aa_line_tail(const char *event, int body_len, uint64 seq,
+						 XLogRecPtr lsn, TimestampTz committed_at,
+						 const char *prev_hash, char *out, char *hash);
+
 /* stream_state.c: the state file and durable-file helpers */
 #define AA_STATE_FILE		AA_STATE_DIR "/stream_state"
 #define AA_STATE_TMP_FILE	AA_STATE_DIR "/stream_state.tmp"
