@@ -225,17 +225,33 @@ BEGIN
 
   PERFORM activity_audit._drop_trigger(target, 'activity_audit_capture');
   PERFORM activity_audit._drop_trigger(target, 'activity_audit_truncate');
+  IF kind = 'p' THEN
+    -- The tables of the tree give up configurations of their own, as
+    -- untrack() would take them and as on ATTACH (_partition_attaching()):
+    -- PostgreSQL refuses to clone the new row trigger over one of the same
+    -- name, and two capture triggers would audit every change twice.  Own
+    -- capture triggers only: dropping one takes its clones below along.
+    -- All in this transaction, so a failure below leaves them as they were.
+    FOR col IN
+      SELECT t.tgrelid::regclass::text FROM pg_trigger t
+       WHERE t.tgrelid IN (SELECT p.relid FROM pg_partition_tree(target) p WHERE p.relid <> target)
+         AND t.tgname = 'activity_audit_capture' AND t.tgparentid = 0
+    LOOP
+      PERFORM activity_audit._drop_trigger(col::regclass, 'activity_audit_capture');
+    END LOOP;
+    -- Their TRUNCATE triggers go too; _sync_partitions() then gives every
+    -- leaf the new configuration's.
+    FOR col IN
+      SELECT p.relid::regclass::text FROM pg_partition_tree(target) p WHERE p.relid <> target
+    LOOP
+      PERFORM activity_audit._drop_trigger(col::regclass, 'activity_audit_truncate');
+    END LOOP;
+  END IF;
   EXECUTE format('CREATE TRIGGER activity_audit_capture AFTER INSERT OR UPDATE OR DELETE ON %s '
                  'FOR EACH ROW EXECUTE FUNCTION activity_audit.capture(%L)', target, cfg::text);
   EXECUTE format('CREATE TRIGGER activity_audit_truncate AFTER TRUNCATE ON %s '
                  'FOR EACH STATEMENT EXECUTE FUNCTION activity_audit.capture(%L)', target, cfg::text);
   IF kind = 'p' THEN
-    FOR col IN
-      SELECT p.relid::regclass::text FROM pg_partition_tree(target) p
-       WHERE p.isleaf AND p.relid <> target
-    LOOP
-      PERFORM activity_audit._drop_trigger(col::regclass, 'activity_audit_truncate');
-    END LOOP;
     PERFORM activity_audit._sync_partitions(target);
   END IF;
 END

@@ -236,6 +236,61 @@ DROP TABLE part_a, part_a2, part_u;
 DROP FUNCTION part_a_triggers(), part_a_events();
 
 --
+-- track() of a partitioned table some of whose partitions are tracked on
+-- their own (the reverse order of the ATTACH above): they give up their own
+-- configuration as on ATTACH, PostgreSQL clones the parent's row trigger
+-- into them, and every partition is audited once, under the parent's
+-- configuration; only the parent is listed as tracked.  A plain partition
+-- (part_t1) and a partitioned one (part_t2, with part_t2x) are tracked on
+-- their own.  A track() of the parent that fails, or is rolled back, leaves
+-- their own tracking as it was.
+--
+CREATE FUNCTION part_t_triggers() RETURNS TABLE(tbl text, tgname name, cloned boolean, config jsonb)
+LANGUAGE sql AS $$
+  SELECT t.tgrelid::regclass::text, t.tgname, t.tgparentid <> 0,
+         activity_audit._trigger_config(t.tgargs, t.tgnargs)
+    FROM pg_trigger t
+   WHERE t.tgname LIKE 'activity\_audit\_%' AND t.tgrelid::regclass::text LIKE 'part\_t%'
+   ORDER BY 1, 2
+$$;
+CREATE FUNCTION part_t_events() RETURNS TABLE(event_type text, model text, "table" text, instance_id text, instance_repr jsonb, changes jsonb)
+LANGUAGE sql AS $$
+  SELECT e->>'event_type', e->>'model', e->>'table', e->>'instance_id', e->'instance_repr', e->'changes'
+    FROM audit_events() e
+$$;
+CREATE TABLE part_t (id int PRIMARY KEY, note text, secret text, pin text) PARTITION BY RANGE (id);
+CREATE TABLE part_t1 PARTITION OF part_t FOR VALUES FROM (100) TO (200);
+CREATE TABLE part_t2 PARTITION OF part_t FOR VALUES FROM (200) TO (300) PARTITION BY RANGE (id);
+CREATE TABLE part_t2x PARTITION OF part_t2 FOR VALUES FROM (200) TO (300);
+SELECT activity_audit.track('part_t1', 'TOne', exclude => '{pin}', redact => '{note}');
+SELECT activity_audit.track('part_t2', 'TTwo', exclude => '{secret}');
+INSERT INTO part_t VALUES (100, 'n0', 's0', 'p0'), (200, 'n0', 's0', 'p0');
+SELECT * FROM part_t_events();
+-- a track() of the parent that fails (an unknown column) or is rolled back
+-- leaves the partitions' own tracking as it was
+SELECT activity_audit.track('part_t', 'Tree', exclude => '{nope}');
+BEGIN;
+SELECT activity_audit.track('part_t', 'Tree');
+ROLLBACK;
+SELECT * FROM part_t_triggers();
+SELECT * FROM activity_audit.tracked WHERE table_name::text LIKE 'part\_t%' ORDER BY 1::text;
+SELECT activity_audit.track('part_t', 'Tree', exclude => '{secret}', redact => '{pin}');
+SELECT * FROM part_t_triggers();
+SELECT * FROM activity_audit.tracked WHERE table_name::text LIKE 'part\_t%' ORDER BY 1::text;
+-- one event per changed row, with the parent's model, exclude and redact
+INSERT INTO part_t VALUES (101, 'n1', 's1', 'p1'), (201, 'n2', 's2', 'p2');
+INSERT INTO part_t1 VALUES (102, 'n3', 's3', 'p3');
+INSERT INTO part_t2x VALUES (202, 'n4', 's4', 'p4');
+UPDATE part_t SET note = 'n9', pin = 'p9' WHERE id IN (100, 200);
+-- only an excluded column changes: no event
+UPDATE part_t SET secret = 'changed' WHERE id = 101;
+DELETE FROM part_t WHERE id = 201;
+TRUNCATE part_t1, part_t2;
+SELECT * FROM part_t_events();
+DROP TABLE part_t;
+DROP FUNCTION part_t_triggers(), part_t_events();
+
+--
 -- untrack() of the parent removes every audit trigger of the whole tree,
 -- and writes anywhere in it produce no events.
 --
