@@ -1,4 +1,4 @@
-# 026_slot_reserve.pl: the writer's slot is created the way PostgreSQL
+# 028_slot_reserve.pl: the writer's slot is created the way PostgreSQL
 # creates one, and a new slot never skips what the stream has not got.
 #
 # (1) A new slot reserves WAL as pg_create_physical_replication_slot()
