@@ -215,22 +215,23 @@ aa_json_string(StringInfo buf, const char *s, int len)
 }
 
 /*
- * Whether a string is valid JSON, without throwing: settings' check hooks
- * must not throw, and the trigger wants its own error message.  On failure,
- * *detail (if not NULL) gets the parser's description of the problem.
+ * Parse len bytes of json with null semantic actions, which never throws:
+ * true if it is valid JSON, else *detail (if not NULL) gets the parser's
+ * description of the problem.  need_escapes decodes \u escapes too, so
+ * that those jsonb cannot hold (\u0000, a lone surrogate) are refused.
  */
-bool
-aa_json_valid(char *json, char **detail)
+static bool
+parse_json(char *json, int len, bool need_escapes, char **detail)
 {
 	JsonLexContext *lex;
 	JsonParseErrorType err;
 
 #if PG_VERSION_NUM >= 170000
-	lex = makeJsonLexContextCstringLen(NULL, json, strlen(json),
-									   GetDatabaseEncoding(), true);
+	lex = makeJsonLexContextCstringLen(NULL, json, len, GetDatabaseEncoding(),
+									   need_escapes);
 #else
-	lex = makeJsonLexContextCstringLen(json, strlen(json),
-									   GetDatabaseEncoding(), true);
+	lex = makeJsonLexContextCstringLen(json, len, GetDatabaseEncoding(),
+									   need_escapes);
 #endif
 	err = pg_parse_json(lex, &nullSemAction);
 	if (err == JSON_SUCCESS)
@@ -241,28 +242,26 @@ aa_json_valid(char *json, char **detail)
 }
 
 /*
+ * Whether a string is valid JSON, escapes included, without throwing:
+ * settings' check hooks must not throw, and the trigger wants its own
+ * error message.
+ */
+bool
+aa_json_valid(char *json, char **detail)
+{
+	return parse_json(json, strlen(json), true, detail);
+}
+
+/*
  * Whether text is syntactically valid JSON, checked without decoding its
- * escapes (so \u0000 or a lone surrogate, which json accepts, pass) and
- * without throwing: the readers use it to tell a damaged line from one
- * whose escapes only jsonb cannot hold.
+ * escapes (so \u0000 or a lone surrogate, which json accepts, pass): the
+ * readers use it to tell a damaged line from one whose escapes only jsonb
+ * cannot hold.
  */
 bool
 aa_json_syntax_ok(char *json, int len, char **detail)
 {
-	JsonLexContext *lex;
-	JsonParseErrorType err;
-
-#if PG_VERSION_NUM >= 170000
-	lex = makeJsonLexContextCstringLen(NULL, json, len, GetDatabaseEncoding(), false);
-#else
-	lex = makeJsonLexContextCstringLen(json, len, GetDatabaseEncoding(), false);
-#endif
-	err = pg_parse_json(lex, &nullSemAction);
-	if (err == JSON_SUCCESS)
-		return true;
-	if (detail)
-		*detail = json_errdetail(err, lex);
-	return false;
+	return parse_json(json, len, false, detail);
 }
 
 /*
