@@ -51,7 +51,7 @@ $$;
 -- triggers are not.  The configuration is that of parent's row trigger,
 -- its own or the clone of its tracked ancestor's, so a leaf's two triggers
 -- always agree.  track() calls it, and the library's ProcessUtility hook
--- (src/utility_hook.c) after CREATE TABLE ... PARTITION OF parent and
+-- (src/capture/utility_hook.c) after CREATE TABLE ... PARTITION OF parent and
 -- ATTACH PARTITION to parent, as the extension's owner: a role running
 -- that DDL on its own table has no USAGE on this schema.
 CREATE FUNCTION activity_audit._sync_partitions(parent regclass)
@@ -82,16 +82,15 @@ BEGIN
 END
 $$;
 
--- Before ATTACH PARTITION part to parent, if parent is audited (its capture
--- trigger, own or cloned, is about to be cloned into part's tree): the
--- tables of that tree give up configurations of their own, as untrack()
--- would take them.  PostgreSQL refuses to clone a trigger over one of the
--- same name, and two capture triggers would audit every change twice.
--- Their TRUNCATE triggers go too; _sync_partitions() then gives every leaf
--- the parent's.  Called only by the ProcessUtility hook, as the extension's
--- owner, when the role running the ATTACH owns both tables and holds the
--- locks ATTACH takes; PUBLIC may not.
-CREATE FUNCTION activity_audit._partition_attaching(parent regclass, part regclass)
+-- The tables rels give up configurations of their own, as untrack() would
+-- take them, because a tracked table's row trigger is about to be cloned
+-- into them (ATTACH PARTITION under it, or track() of their root):
+-- PostgreSQL refuses to clone a trigger over one of the same name, and two
+-- capture triggers would audit every change twice.  Own capture triggers
+-- only: dropping one takes its clones below along.  Their TRUNCATE triggers
+-- go too; _sync_partitions() then gives every leaf the new configuration's.
+-- Runs with the caller's rights, like _drop_trigger().
+CREATE FUNCTION activity_audit._release_own_config(rels regclass[])
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -99,23 +98,39 @@ AS $$
 DECLARE
   rel regclass;
 BEGIN
+  FOR rel IN
+    SELECT t.tgrelid FROM pg_trigger t
+     WHERE t.tgrelid = ANY (rels)
+       AND t.tgname = 'activity_audit_capture' AND t.tgparentid = 0
+  LOOP
+    PERFORM activity_audit._drop_trigger(rel, 'activity_audit_capture');
+  END LOOP;
+  FOREACH rel IN ARRAY rels LOOP
+    PERFORM activity_audit._drop_trigger(rel, 'activity_audit_truncate');
+  END LOOP;
+END
+$$;
+
+-- Before ATTACH PARTITION part to parent, if parent is audited (its capture
+-- trigger, own or cloned, is about to be cloned into part's tree): the
+-- tables of that tree give up configurations of their own
+-- (_release_own_config).  Called only by the ProcessUtility hook, as the extension's
+-- owner, when the role running the ATTACH owns both tables and holds the
+-- locks ATTACH takes; PUBLIC may not.
+CREATE FUNCTION activity_audit._partition_attaching(parent regclass, part regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_trigger t
                   WHERE t.tgrelid = parent AND t.tgname = 'activity_audit_capture') THEN
     RETURN;
   END IF;
   -- pg_partition_tree() of a table that is not yet a partition is empty,
-  -- unless it is partitioned.  Own capture triggers only: dropping one takes
-  -- its clones below along.
-  FOR rel IN
-    SELECT t.tgrelid FROM pg_trigger t
-     WHERE t.tgrelid IN (SELECT part UNION SELECT p.relid FROM pg_partition_tree(part) p)
-       AND t.tgname = 'activity_audit_capture' AND t.tgparentid = 0
-  LOOP
-    PERFORM activity_audit._drop_trigger(rel, 'activity_audit_capture');
-  END LOOP;
-  FOR rel IN SELECT part UNION SELECT p.relid FROM pg_partition_tree(part) p LOOP
-    PERFORM activity_audit._drop_trigger(rel, 'activity_audit_truncate');
-  END LOOP;
+  -- unless it is partitioned.
+  PERFORM activity_audit._release_own_config(
+    ARRAY(SELECT part UNION SELECT p.relid FROM pg_partition_tree(part) p));
 END
 $$;
 
@@ -226,26 +241,10 @@ BEGIN
   PERFORM activity_audit._drop_trigger(target, 'activity_audit_capture');
   PERFORM activity_audit._drop_trigger(target, 'activity_audit_truncate');
   IF kind = 'p' THEN
-    -- The tables of the tree give up configurations of their own, as
-    -- untrack() would take them and as on ATTACH (_partition_attaching()):
-    -- PostgreSQL refuses to clone the new row trigger over one of the same
-    -- name, and two capture triggers would audit every change twice.  Own
-    -- capture triggers only: dropping one takes its clones below along.
-    -- All in this transaction, so a failure below leaves them as they were.
-    FOR col IN
-      SELECT t.tgrelid::regclass::text FROM pg_trigger t
-       WHERE t.tgrelid IN (SELECT p.relid FROM pg_partition_tree(target) p WHERE p.relid <> target)
-         AND t.tgname = 'activity_audit_capture' AND t.tgparentid = 0
-    LOOP
-      PERFORM activity_audit._drop_trigger(col::regclass, 'activity_audit_capture');
-    END LOOP;
-    -- Their TRUNCATE triggers go too; _sync_partitions() then gives every
-    -- leaf the new configuration's.
-    FOR col IN
-      SELECT p.relid::regclass::text FROM pg_partition_tree(target) p WHERE p.relid <> target
-    LOOP
-      PERFORM activity_audit._drop_trigger(col::regclass, 'activity_audit_truncate');
-    END LOOP;
+    -- the tables below give up configurations of their own; all in this
+    -- transaction, so a failure below leaves them as they were
+    PERFORM activity_audit._release_own_config(
+      ARRAY(SELECT p.relid FROM pg_partition_tree(target) p WHERE p.relid <> target));
   END IF;
   EXECUTE format('CREATE TRIGGER activity_audit_capture AFTER INSERT OR UPDATE OR DELETE ON %s '
                  'FOR EACH ROW EXECUTE FUNCTION activity_audit.capture(%L)', target, cfg::text);
