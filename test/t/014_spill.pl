@@ -44,7 +44,7 @@ use warnings;
 use FindBin;
 use lib $FindBin::RealBin;
 
-use AuditTest;
+use AuditTest qw(:DEFAULT spill_files);
 use StreamCheck;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
@@ -86,13 +86,6 @@ sub writer_status
 sub spill_dir { return $node->data_dir . '/pg_activity_audit/spill'; }
 
 # Names of the files in the spill directory.
-sub spill_files
-{
-	opendir(my $dh, spill_dir()) or return ('<no spill directory>');
-	my @f = sort grep { $_ ne '.' && $_ ne '..' } readdir($dh);
-	closedir($dh);
-	return @f;
-}
 
 sub spill_file_exists { return -e spill_dir() . "/$_[0].spill"; }
 
@@ -136,7 +129,7 @@ sub wait_spill_dir_empty
 	my @f;
 	while (1)
 	{
-		@f = spill_files();
+		@f = spill_files($node);
 		last if !@f || time > $deadline;
 		usleep(50_000);
 	}
@@ -232,18 +225,18 @@ wait_read($lsn, 'big transaction up to savepoint b');
 cmp_ok(writer_status()->{spilled_bytes}, '>', 0,
 	'spilled_bytes > 0 while the big transaction is open');
 ok(spill_file_exists($top_xid), "spill file $top_xid.spill of the open transaction exists")
-  or diag('spill directory: ' . join(' ', spill_files()));
+  or diag('spill directory: ' . join(' ', spill_files($node)));
 ok(spill_file_exists($b_xid), "spill file $b_xid.spill of savepoint b exists")
-  or diag('spill directory: ' . join(' ', spill_files()));
-is(scalar(grep { !/\A\d+\.spill\z/ } spill_files()),
+  or diag('spill directory: ' . join(' ', spill_files($node)));
+is(scalar(grep { !/\A\d+\.spill\z/ } spill_files($node)),
 	0, 'spill directory holds only <xid>.spill files')
-  or diag('spill directory: ' . join(' ', spill_files()));
+  or diag('spill directory: ' . join(' ', spill_files($node)));
 
 $big->query_safe(q{ROLLBACK TO SAVEPOINT b});
 $lsn = $big->query_safe(q{SELECT pg_current_wal_insert_lsn()});
 wait_read($lsn, 'after ROLLBACK TO SAVEPOINT b');
 ok(!spill_file_exists($b_xid), 'spill file of savepoint b removed at ROLLBACK TO SAVEPOINT')
-  or diag('spill directory: ' . join(' ', spill_files()));
+  or diag('spill directory: ' . join(' ', spill_files($node)));
 ok(spill_file_exists($top_xid), 'spill file of the open transaction still there');
 
 $big->query_safe(q{INSERT INTO t SELECT g, 'p1' FROM generate_series(30001, 50000) g});
@@ -324,7 +317,7 @@ sub cut_by_restart
 	my $lsn = $open->query_safe(q{SELECT pg_current_wal_insert_lsn()});
 	wait_read($lsn, "open transaction before $mode restart");
 	ok(spill_file_exists($xid), "spill file of the open transaction exists before $mode restart")
-	  or diag('spill directory: ' . join(' ', spill_files()));
+	  or diag('spill directory: ' . join(' ', spill_files($node)));
 	$node->stop($mode);
 	eval { $open->quit; };
 

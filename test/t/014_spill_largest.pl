@@ -30,7 +30,7 @@ use warnings;
 use FindBin;
 use lib $FindBin::RealBin;
 
-use AuditTest qw(audit_node writer_status stream_texts);
+use AuditTest qw(audit_node writer_status stream_texts spill_files);
 use StreamCheck;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
@@ -57,17 +57,6 @@ is($node->safe_psql($db, 'SHOW audit.writer_memory'),
 ###########################################################################
 
 sub status { return writer_status($node, $db); }
-
-sub spill_dir { return $node->data_dir . '/pg_activity_audit/spill'; }
-
-# Names of the files in the spill directory, sorted.
-sub spill_files
-{
-	opendir(my $dh, spill_dir()) or return ('<no spill directory>');
-	my @f = sort grep { $_ ne '.' && $_ ne '..' } readdir($dh);
-	closedir($dh);
-	return @f;
-}
 
 sub flush_ok
 {
@@ -149,7 +138,7 @@ my ($big, $big_xid) = @{
 		  . " FROM generate_series(1000001, 1000006) g")
   };
 wait_read(current_lsn(), 'big transaction, under the limit');
-is(join(' ', spill_files()), '', 'phase 1: nothing spilled while under the limit');
+is(join(' ', spill_files($node)), '', 'phase 1: nothing spilled while under the limit');
 is(status()->{spilled_bytes}, $spilled0, 'phase 1: spilled_bytes unchanged under the limit');
 
 my @small;
@@ -159,7 +148,7 @@ for my $i (1 .. 5)
 	  open_txn("INSERT INTO tl VALUES (" . (2000000 + $i) . ", repeat('s', $small_pad))");
 }
 wait_read(current_lsn(), '5 small open transactions');
-is(join(' ', spill_files()), "$big_xid.spill",
+is(join(' ', spill_files($node)), "$big_xid.spill",
 	'phase 1: with 5 small transactions open only the big one is spilled');
 $_->[0]->query_safe('COMMIT') foreach @small;
 $_->[0]->quit foreach @small;
@@ -170,7 +159,7 @@ for my $i (6 .. 35)
 		"INSERT INTO tl VALUES (" . (2000000 + $i) . ", repeat('s', $small_pad))");
 }
 flush_ok('35 small transactions committed while the big one is open');
-is(join(' ', spill_files()), "$big_xid.spill",
+is(join(' ', spill_files($node)), "$big_xid.spill",
 	'phase 1: after 35 small commits the spill directory still holds only the big one');
 my $spilled1 = status()->{spilled_bytes} - $spilled0;
 @ev = stream_events('small ones delivered while the big one is open');
@@ -188,7 +177,7 @@ my $big_bytes = 0;
 $big_bytes += length($_->[1]) foreach grep { $_->[0] >= 1000001 && $_->[0] <= 1000006 } @ev;
 is($spilled1, $big_bytes,
 	"phase 1: spilled_bytes grew by exactly the big transaction's events ($big_bytes bytes)");
-is(join(' ', spill_files()), '', 'phase 1: spill directory empty after the commit');
+is(join(' ', spill_files($node)), '', 'phase 1: spill directory empty after the commit');
 is(status()->{pending_xacts}, 0, 'phase 1: no pending transaction');
 
 ###########################################################################
@@ -211,7 +200,7 @@ for my $k (0 .. 7)
 	}
 }
 wait_read(current_lsn(), 'big transaction among 16 small open ones');
-is(join(' ', spill_files()), "$big_xid.spill",
+is(join(' ', spill_files($node)), "$big_xid.spill",
 	'phase 2: with 16 small transactions open only the big one is spilled');
 $_->[0]->query_safe('COMMIT') foreach @small;
 $_->[0]->quit foreach @small;
@@ -231,7 +220,7 @@ cmp_ok($spilled2, '<=', $big_bytes,
 	"phase 2: spilled_bytes grew by at most the big transaction's events ($big_bytes bytes)");
 is(scalar(@ev), $node->safe_psql($db, 'SELECT count(*) FROM tl'),
 	'stream events == committed rows');
-is(join(' ', spill_files()), '', 'phase 2: spill directory empty after the commit');
+is(join(' ', spill_files($node)), '', 'phase 2: spill directory empty after the commit');
 is(status()->{pending_xacts}, 0, 'phase 2: no pending transaction');
 is(status()->{last_error}, undef, 'no writer error');
 

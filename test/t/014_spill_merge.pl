@@ -33,7 +33,7 @@ use warnings;
 use FindBin;
 use lib $FindBin::RealBin;
 
-use AuditTest qw(audit_node writer_status);
+use AuditTest qw(audit_node writer_status spill_files);
 use StreamCheck;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
@@ -56,16 +56,6 @@ $node->safe_psql(
 ###########################################################################
 
 sub status { return writer_status($node, $db); }
-
-sub spill_dir { return $node->data_dir . '/pg_activity_audit/spill'; }
-
-sub spill_files
-{
-	opendir(my $dh, spill_dir()) or return ('<no spill directory>');
-	my @f = sort grep { $_ ne '.' && $_ ne '..' } readdir($dh);
-	closedir($dh);
-	return @f;
-}
 
 sub set_writer_memory
 {
@@ -272,7 +262,7 @@ $s = open_txn(
 	  END;
 	END LOOP; END \$\$},
 	"$SUBS subtransactions of $ROWS rows");
-my $nfiles = scalar(spill_files());
+my $nfiles = scalar(spill_files($node));
 cmp_ok($nfiles, '>=', $SUBS, "phase 2: $SUBS spill files before the commit (got $nfiles)");
 my $hwm0 = vm_hwm($pid);
 my $t0   = time;
@@ -288,7 +278,7 @@ $recs = fast_stream_ok('after phase 2');
 txn_in_order($recs, 2_000_001, 2_000_000 + $SUBS * $ROWS, "phase 2, $SUBS spilled parts");
 is(status()->{pending_xacts}, 0, 'phase 2: no pending transaction');
 is(status()->{last_error}, undef, 'phase 2: no writer error');
-is(join(' ', spill_files()), '', 'phase 2: spill directory empty after the commit');
+is(join(' ', spill_files($node)), '', 'phase 2: spill directory empty after the commit');
 
 ###########################################################################
 # (3) nested subtransactions deeper than the read-ahead buffers
@@ -319,7 +309,7 @@ $node->safe_psql(
 	    FROM generate_series(3000501 + depth * 1000, 3000500 + depth * 1000 + $BLOCK) g;
 	END \$\$});
 $s = open_txn('SELECT nest(0)', "nested subtransactions $DEPTH deep");
-$nfiles = scalar(spill_files());
+$nfiles = scalar(spill_files($node));
 cmp_ok($nfiles, '>=', $DEPTH + 1, "phase 3: every level spilled (got $nfiles files)");
 commit_cpu($s, "nested subtransactions $DEPTH deep");
 my @want;
@@ -345,7 +335,7 @@ ok(@got == @want && !defined $first_diff,
 		defined $first_diff ? $got[$first_diff] // 'none' : '-',
 		defined $first_diff ? $want[$first_diff] : '-'));
 is(status()->{last_error}, undef, 'phase 3: no writer error');
-is(join(' ', spill_files()), '', 'phase 3: spill directory empty after the commit');
+is(join(' ', spill_files($node)), '', 'phase 3: spill directory empty after the commit');
 
 note(sprintf("total %.1f s", time - $t_start));
 $node->stop;

@@ -32,7 +32,7 @@ use Time::HiRes qw(usleep);
 
 use FindBin;
 use lib $FindBin::RealBin;
-use AuditTest qw(:DEFAULT writer_status wait_log);
+use AuditTest qw(:DEFAULT writer_status wait_log event_ids);
 use StreamCheck;
 
 plan skip_all => 'root ignores file permissions' if $> == 0;
@@ -64,14 +64,6 @@ is($node->safe_psql('postgres', q{SELECT activity_audit.flush('30s')}),
 sub sql
 {
 	return $node->safe_psql('postgres', $_[0]);
-}
-
-# The ids of the stream's events in stream order; a gap line is "gap".
-sub stream_ids
-{
-	my ($events) = @_;
-	return [ map { $_->{name} eq 'audit.gap' ? 'gap' : $_->{instance_id} }
-		  @$events ];
 }
 
 # Fill and switch WAL segments, then checkpoint, so that WAL goes.
@@ -136,7 +128,7 @@ is(sql(q{SELECT activity_audit.flush('30s')}), 't',
 	'delivery resumes once the sink works');
 
 my $events = stream_ok($node, 'stream valid: the gap line is a link of the chain');
-is_deeply(stream_ids($events), [ 1, 2, 3, 'gap', 20, 21, 22 ],
+is_deeply(event_ids($events), [ 1, 2, 3, 'gap', 20, 21, 22 ],
 	'the first events, one gap line, then every event committed after the loss, once');
 my ($gap) = grep { $_->{name} eq 'audit.gap' } @$events;
 is($gap->{event_type}, 'WAL_LOST', 'gap line: event_type WAL_LOST');
@@ -270,7 +262,7 @@ sql(q{INSERT INTO t SELECT g, 'kept 2' FROM generate_series(40, 42) g});
 is(sql(q{SELECT activity_audit.flush('30s')}), 't',
 	'after the restarts, delivery goes on');
 $events = stream_ok($node, 'stream valid with two gap lines');
-is_deeply(stream_ids($events), [ 1, 2, 3, 'gap', 20, 21, 22, 23, 24, 'gap', 40, 41, 42 ],
+is_deeply(event_ids($events), [ 1, 2, 3, 'gap', 20, 21, 22, 23, 24, 'gap', 40, 41, 42 ],
 	'one gap line for the second loss, then the events committed after it, once');
 my @gaps = grep { $_->{name} eq 'audit.gap' } @$events;
 is($gaps[1]{reason}, 'wal_removed', 'second gap line: reason wal_removed');

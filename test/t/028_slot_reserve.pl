@@ -27,7 +27,7 @@ use Time::HiRes qw(usleep);
 
 use FindBin;
 use lib $FindBin::RealBin;
-use AuditTest qw(:DEFAULT writer_status wait_log);
+use AuditTest qw(:DEFAULT writer_status wait_log event_ids);
 use StreamCheck;
 
 plan skip_all => 'root ignores file permissions' if $> == 0;
@@ -41,14 +41,6 @@ my $dir = stream_dir($node);
 sub sql
 {
 	return $node->safe_psql('postgres', $_[0]);
-}
-
-# The ids of the stream's events in stream order; a gap line is "gap".
-sub stream_ids
-{
-	my ($events) = @_;
-	return [ map { $_->{name} eq 'audit.gap' ? 'gap' : $_->{instance_id} }
-		  @$events ];
 }
 
 # Commit events that the file sink cannot take, then stop the server and
@@ -102,7 +94,7 @@ $node->start;
 is(sql(q{SELECT activity_audit.flush('30s')}), 't',
 	'without its slot the writer catches up');
 my $events = stream_ok($node, 'stream valid');
-is_deeply(stream_ids($events), [ 1, 2, 3, 10, 11, 12 ],
+is_deeply(event_ids($events), [ 1, 2, 3, 10, 11, 12 ],
 	'the events committed before the restart are delivered, once, no gap');
 unlike(slurp_file($node->logfile, $log_offset), qr/lost WAL/,
 	'no loss reported: the WAL was there');
@@ -129,7 +121,7 @@ $node->start;
 sql(q{INSERT INTO t SELECT g, 'after' FROM generate_series(30, 32) g});
 is(sql(q{SELECT activity_audit.flush('30s')}), 't', 'delivery goes on');
 $events = stream_ok($node, 'stream valid with the gap line');
-is_deeply(stream_ids($events), [ 1, 2, 3, 10, 11, 12, 'gap', 30, 31, 32 ],
+is_deeply(event_ids($events), [ 1, 2, 3, 10, 11, 12, 'gap', 30, 31, 32 ],
 	'a gap line where the events were lost, then the later events, once');
 my ($gap) = grep { $_->{name} eq 'audit.gap' } @$events;
 is($gap->{reason}, 'slot_missing', 'gap line: reason slot_missing');

@@ -18,7 +18,7 @@ use StreamCheck qw(stream_files);
 
 our @EXPORT = qw(audit_node);
 our @EXPORT_OK = qw(writer_status wal_messages wal_events strip_stream_keys
-  stream_texts wait_log file_lines write_lines);
+  stream_texts wait_log file_lines write_lines spill_files event_ids);
 
 # A started node with the library preloaded and logical decoding enabled.
 # Options: extra => [initdb arguments], conf => more postgresql.conf text
@@ -140,6 +140,27 @@ sub wait_log
 		usleep(100_000);
 	}
 	return 0;
+}
+
+# Names of the files in a node's spill directory, sorted (a placeholder
+# name when there is no directory).
+sub spill_files
+{
+	my ($node) = @_;
+	opendir(my $dh, $node->data_dir . '/pg_activity_audit/spill')
+	  or return ('<no spill directory>');
+	my @f = sort grep { $_ ne '.' && $_ ne '..' } readdir($dh);
+	closedir($dh);
+	return @f;
+}
+
+# The instance_id of each decoded event (read_stream), in stream order; a
+# gap line is "gap".
+sub event_ids
+{
+	my ($events) = @_;
+	return [ map { $_->{name} eq 'audit.gap' ? 'gap' : $_->{instance_id} }
+		  @$events ];
 }
 
 1;
