@@ -34,16 +34,25 @@
 
 #define LIT_LEN(lit)	(sizeof(lit) - 1)
 
-/* A stored hash: exactly 64 lowercase hex digits. */
+/*
+ * A stored hash: exactly 64 lowercase hex digits.  Every line is checked
+ * for two, so without a branch per character (the compiler vectorizes
+ * it): a loop that stopped at the first bad digit took a fifth of the
+ * offline tool's time.
+ */
 bool
 aa_is_hash_hex(const char *s)
 {
+	unsigned int ok = 1;
 	int			i;
 
 	for (i = 0; i < AA_HASH_HEX_LEN; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return false;
-	return true;
+	{
+		unsigned char c = (unsigned char) s[i];
+
+		ok &= ((unsigned char) (c - '0') < 10) | ((unsigned char) (c - 'a') < 6);
+	}
+	return ok != 0;
 }
 
 /* The value of one hex digit, or -1. */
