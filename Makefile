@@ -10,6 +10,7 @@ MODULE_big = activity_audit
 OBJS = \
 	src/activity_audit.o \
 	src/common/sha256.o \
+	src/common/siphash.o \
 	src/common/sign.o \
 	src/common/json_out.o \
 	src/common/stream_line.o \
@@ -26,6 +27,9 @@ OBJS = \
 	src/writer/status.o \
 	src/writer/txnbuf.o \
 	src/writer/decode.o \
+	src/writer/counters.o \
+	src/writer/format1.o \
+	src/writer/assemble.o \
 	src/writer/deliver.o \
 	src/writer/worker_error.o \
 	src/writer/stream.o \
@@ -40,14 +44,14 @@ OBJS = \
 	src/reader/verify.o
 
 EXTENSION = activity_audit
-DATA = sql/activity_audit--0.1.sql
+DATA = sql/activity_audit--0.1.sql sql/activity_audit--0.1--0.2.sql
 PGFILEDESC = "activity_audit - audit trail of row changes through the WAL"
 
 PG_CPPFLAGS = -I$(srcdir)/src
 
 # pg_regress: a private cluster with the library preloaded and logical WAL,
 # so the tests can read events back through a test_decoding slot.
-REGRESS = setup track context values capture ddl partition partition_roles truncate writer reader reader_escapes
+REGRESS = setup track context values capture ddl partition partition_roles truncate writer reader reader_escapes wal_format
 REGRESS_OPTS = --temp-instance=tmp_regress --temp-config=$(srcdir)/test/regress.conf
 
 ISOLATION = concurrent_ddl commit_order twophase concurrent_writers inval_during_build

@@ -5,11 +5,50 @@
 CREATE EXTENSION activity_audit;
 SELECT 'init' FROM pg_create_logical_replication_slot('regress_slot', 'test_decoding');
 
--- Raw event texts written since the last call, in WAL order, committed only.
+-- Raw event texts written since the last call, in WAL order, committed only,
+-- put together from either WAL format (README, "The WAL messages") exactly
+-- as the writer does: a full-format message is the event with a "sig" key at
+-- the end; a compact row is joined with the header it names.  json (not
+-- jsonb) keeps each element's text as written.
 CREATE FUNCTION audit_raw() RETURNS SETOF text LANGUAGE sql AS $$
-  SELECT substring(data FROM '^message: transactional: 1 prefix: activity_audit, sz: [0-9]+ content:(.*)$')
-    FROM pg_logical_slot_get_changes('regress_slot', NULL, NULL, 'include-xids', '0')
-   WHERE data LIKE 'message: transactional: 1 prefix: activity_audit, %'
+  WITH msg AS (
+    SELECT n, c, regexp_match(c, '"([0-9]+):([0-9]+):[0-9a-f]{16}"[]}]$') AS sig
+      FROM (SELECT n, substring(data FROM '^message: transactional: 1 prefix: activity_audit, sz: [0-9]+ content:(.*)$') AS c
+              FROM pg_logical_slot_get_changes('regress_slot', NULL, NULL, 'include-xids', '0')
+                   WITH ORDINALITY x(lsn, xid, data, n)
+             WHERE data LIKE 'message: transactional: 1 prefix: activity_audit, %') s
+  ), hdr AS (
+    SELECT sig[1] AS txid, sig[2] AS num, substr(h, 2, length(h) - 2) AS head,
+           substr(t, 2, length(t) - 2) AS tail
+      FROM (SELECT sig, (c::json->'head')::text AS h, (c::json->'tail')::text AS t
+              FROM msg WHERE c LIKE '{"head":{%') m
+  ), hdr_parts AS (
+    SELECT txid, num, tail,
+           substr(head, 1, strpos(head, ',"request_id":') - 1) AS level_name,
+           substr(head, strpos(head, ',"request_id":') + 1) AS request,
+           substr(head, strpos(head, ',"model":"') + 10,
+                  length(head) - strpos(head, ',"model":"') - 10) AS model
+      FROM hdr
+  ), row_msg AS (
+    SELECT n, sig[1] AS txid,
+           (SELECT array_agg(v::text ORDER BY i) FROM json_array_elements(c::json) WITH ORDINALITY a(v, i)) AS e
+      FROM msg WHERE c LIKE '[%'
+  )
+  SELECT ev FROM (
+    SELECT n, regexp_replace(c, ',"sig":"[0-9]+:[0-9]+:[0-9a-f]{16}"}$', '}') AS ev
+      FROM msg WHERE c LIKE '{"timestamp":%'
+    UNION ALL
+    SELECT r.n,
+           '{"timestamp":' || e[1] || ',' || h.level_name || ',"message":"' ||
+           (e[2]::json #>> '{}') || ' event by ' || h.model ||
+           CASE WHEN e[3] <> 'null' THEN ' (id: ' || substr(e[3], 2, length(e[3]) - 2) || ')' ELSE '' END ||
+           '",' || h.request || ',"event_type":' || e[2] || ',"instance_id":' || e[3] ||
+           ',"instance_repr":' || e[4] ||
+           CASE WHEN cardinality(e) = 7 THEN ',"changes":' || e[5] ELSE '' END ||
+           ',' || h.tail || '}'
+      FROM row_msg r
+      LEFT JOIN hdr_parts h ON h.txid = r.txid AND h.num = r.e[cardinality(r.e) - 1]
+  ) events ORDER BY n
 $$;
 
 -- The same events as jsonb, without the keys that vary from run to run

@@ -46,6 +46,27 @@ int			aa_rotation_age = 24 * 60;
 int			aa_file_mode = 0600;
 int			aa_writer_memory = 64 * 1024;
 
+/* the shape of the WAL messages (capture) */
+int			aa_wal_format = AA_WAL_FORMAT_COMPACT;
+uint64		aa_context_generation = 1;
+
+static const struct config_enum_entry wal_format_options[] = {
+	{"compact", AA_WAL_FORMAT_COMPACT, false},
+	{"full", AA_WAL_FORMAT_FULL, false},
+	{NULL, 0, false}
+};
+
+/*
+ * Assign hook of the context settings: a new value means a new header in
+ * the compact WAL format (capture/event.c), which is written only when
+ * this number moves.  Also called when SET LOCAL is undone.
+ */
+static void
+assign_context(const char *newval, void *extra)
+{
+	aa_context_generation++;
+}
+
 /*
  * GUC check hook for audit.user_info and audit.extra: accept the empty
  * string (unset) or a JSON object, and replace the value with its compact
@@ -196,7 +217,7 @@ aa_define_gucs(void)
 							   "",
 							   PGC_USERSET,
 							   0,
-							   NULL, NULL, NULL);
+							   NULL, assign_context, NULL);
 
 	DefineCustomStringVariable("audit.user_info",
 							   "JSON object describing the application user, recorded as user_info.",
@@ -205,7 +226,7 @@ aa_define_gucs(void)
 							   "",
 							   PGC_USERSET,
 							   0,
-							   check_json_object, NULL, NULL);
+							   check_json_object, assign_context, NULL);
 
 	DefineCustomStringVariable("audit.request_id",
 							   "Correlation id recorded in audit events as request_id.",
@@ -214,7 +235,7 @@ aa_define_gucs(void)
 							   "",
 							   PGC_USERSET,
 							   0,
-							   NULL, NULL, NULL);
+							   NULL, assign_context, NULL);
 
 	DefineCustomStringVariable("audit.extra",
 							   "JSON object recorded in audit events as extra.",
@@ -223,7 +244,7 @@ aa_define_gucs(void)
 							   "",
 							   PGC_USERSET,
 							   0,
-							   check_json_object, NULL, NULL);
+							   check_json_object, assign_context, NULL);
 
 	DefineCustomStringVariable("audit.service_name",
 							   "Name of the service recorded in audit events as service_name.",
@@ -232,7 +253,7 @@ aa_define_gucs(void)
 							   "default",
 							   PGC_USERSET,
 							   0,
-							   NULL, NULL, NULL);
+							   NULL, assign_context, NULL);
 
 	DefineCustomBoolVariable("audit.enabled",
 							 "Whether changes to tracked tables produce audit events.",
@@ -267,6 +288,11 @@ aa_define_gucs(void)
 							"Memory the writer may use for events of open transactions before spilling them to disk.",
 							NULL, &aa_writer_memory, 64 * 1024, 64, INT_MAX / 1024,
 							PGC_SIGHUP, GUC_UNIT_KB, NULL, NULL, NULL);
+	DefineCustomEnumVariable("audit.wal_format",
+							 "Shape of the audit messages in the WAL: compact or full.",
+							 "compact writes what a statement's events on a table share once; full writes every event self-contained, for logical-decoding consumers.",
+							 &aa_wal_format, AA_WAL_FORMAT_COMPACT, wal_format_options,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("audit.file_mode",
 							"Permissions of new audit files.",
 							"The value is a numeric mode as accepted by chmod (octal with a leading 0).",

@@ -30,6 +30,14 @@ extern int	aa_rotation_age;	/* minutes, 0 = never */
 extern int	aa_file_mode;
 extern int	aa_writer_memory;	/* kB */
 
+/* audit.wal_format (capture/event.c, common/message.h) */
+#define AA_WAL_FORMAT_COMPACT	0
+#define AA_WAL_FORMAT_FULL		1
+extern int	aa_wal_format;
+
+/* moves whenever a context setting above is assigned */
+extern uint64 aa_context_generation;
+
 extern void aa_define_gucs(void);
 
 #endif							/* AA_GUC_H */

@@ -114,6 +114,14 @@ typedef struct AARelInfo
 	int			model_field_len;
 	char	   *where_fields;	/* "schema":"...","table":"..." */
 	int			where_fields_len;
+	/* event.c: the last header written for it (compact WAL format) */
+	uint64		hdr_txid;		/* its transaction; 0: none */
+	SubTransactionId hdr_subxid;
+	uint64		hdr_generation; /* aa_context_generation it was built at */
+	Oid			hdr_role;
+	uint64		hdr_serial;		/* event.c's header count at the time */
+	uint64		hdr_counter;	/* its message number */
+	char		hdr_appname[NAMEDATALEN];
 } AARelInfo;
 
 extern AARelInfo *aa_get_relinfo(Relation rel, Trigger *trigger,

@@ -5,9 +5,19 @@
  *
  * The event is built straight into one buffer, keys in the contract's
  * order, from the relation cache (relinfo.c), the session settings
- * (context.c) and the row.  It is then written as a transactional
- * logical-decoding message with prefix "activity_audit": it becomes durable
- * with the change and disappears with a rollback of the (sub)transaction.
+ * (guc.c) and the row.  It is then written as transactional
+ * logical-decoding messages with prefix "activity_audit" (their layout is
+ * common/message.h's): it becomes durable with the change and disappears
+ * with a rollback of the (sub)transaction.  With audit.wal_format =
+ * compact, what the rows of a relation share is written in a header
+ * message only when it changes -- another transaction or subtransaction,
+ * a context setting assigned, another role or application_name, or too
+ * many other headers since -- and each row's message holds its own part:
+ * about the row's JSON plus 80 bytes instead of 600 more.
+ *
+ * Every message is signed with its own number in the transaction
+ * (common/sign.h): numbers are taken right before the message is written,
+ * so they rise in WAL order also when a firing nests in another.
  *
  * Values that are the same for every row of a session (database, client
  * address, the current role's name) are computed once and reused; nothing
@@ -43,6 +53,7 @@
 #include "capture/capture.h"
 #include "guc.h"
 #include "common/json_out.h"
+#include "common/message.h"
 #include "common/sign.h"
 #include "common/strbuf.h"
 
@@ -55,17 +66,48 @@ static char *cached_role_value = NULL;	/* "name" */
 /* Buffers reused across rows, owned by TopMemoryContext. */
 static StringInfoData event_buf;
 static StringInfoData id_buf;
+static StringInfoData header_buf;
 static bool buffers_ready = false;
+
+/* The messages of the current top-level transaction (see next_number). */
+static uint64 numbered_txid = 0;
+static uint64 messages_written = 0;
+static uint64 headers_written = 0;
 
 static const char *const event_type_names[] = {
 	"CREATE", "UPDATE", "DELETE", "TRUNCATE"
 };
 
-/* Role renames invalidate the cached role name. */
+/* Role renames invalidate the cached role name, and so the headers. */
 static void
 role_callback(Datum arg, int cacheid, uint32 hashvalue)
 {
 	cached_role = InvalidOid;
+	aa_context_generation++;
+}
+
+/* The top-level transaction's full id, which every message names. */
+static inline uint64
+top_txid(void)
+{
+	return U64FromFullTransactionId(GetTopFullTransactionId());
+}
+
+/*
+ * The number of the next message of transaction txid: 1, 2, ... across the
+ * whole top-level transaction, rolled back subtransactions included, so
+ * that the writer can accept each number once and only rising.
+ */
+static uint64
+next_number(uint64 txid)
+{
+	if (txid != numbered_txid)
+	{
+		numbered_txid = txid;
+		messages_written = 0;
+		headers_written = 0;
+	}
+	return ++messages_written;
 }
 
 /* The client's address as inet_client_addr() shows it, or null. */
@@ -111,6 +153,7 @@ init_session_values(void)
 	client_addr_value = compute_client_addr();
 	initStringInfo(&event_buf);
 	initStringInfo(&id_buf);
+	initStringInfo(&header_buf);
 	CacheRegisterSyscacheCallback(AUTHOID, role_callback, (Datum) 0);
 	buffers_ready = true;
 	MemoryContextSwitchTo(old);
@@ -272,17 +315,35 @@ build_instance_id(StringInfo buf, AARelInfo *ri, Datum *values, bool *nulls)
 }
 
 /*
- * Everything up to and including "instance_id": shared by row and TRUNCATE
- * events.  'id' is NULL when there is no instance id.
+ * The keys between "message" and "event_type": request_id, service_name,
+ * model (common/message.h: a header's "head" after level and name).
  */
 static void
-append_head(StringInfo buf, AARelInfo *ri, AAEventType type, StringInfo id)
+append_request_fields(StringInfo buf, AARelInfo *ri)
+{
+	aa_put_lit(buf, "\"request_id\":");
+	append_setting(buf, aa_request_id);
+	aa_put_lit(buf, ",\"service_name\":");
+	aa_json_string(buf, aa_service_name ? aa_service_name : "",
+				   aa_service_name ? strlen(aa_service_name) : 0);
+	aa_put_char(buf, ',');
+	aa_put(buf, ri->model_field, ri->model_field_len);
+}
+
+/*
+ * Everything up to and including "instance_id", for the full format:
+ * shared by row and TRUNCATE events.  'id' is NULL when there is no
+ * instance id.
+ */
+static void
+append_head(StringInfo buf, AARelInfo *ri, AAEventType type, StringInfo id,
+			TimestampTz ts)
 {
 	const char *tname = event_type_names[type];
 
 	/* "timestamp" first: the readers rely on it (AA_TIMESTAMP_PREFIX) */
 	aa_put_lit(buf, "{\"timestamp\":");
-	append_timestamp(buf, GetCurrentTimestamp());
+	append_timestamp(buf, ts);
 	aa_put_lit(buf, ",\"level\":\"AUDIT\",\"name\":\"audit.model\",\"message\":\"");
 	aa_put_str(buf, tname);
 	aa_put_lit(buf, " event by ");
@@ -293,13 +354,8 @@ append_head(StringInfo buf, AARelInfo *ri, AAEventType type, StringInfo id)
 		aa_json_string_body(buf, id->data, id->len);
 		aa_put_char(buf, ')');
 	}
-	aa_put_lit(buf, "\",\"request_id\":");
-	append_setting(buf, aa_request_id);
-	aa_put_lit(buf, ",\"service_name\":");
-	aa_json_string(buf, aa_service_name ? aa_service_name : "",
-				   aa_service_name ? strlen(aa_service_name) : 0);
-	aa_put_char(buf, ',');
-	aa_put(buf, ri->model_field, ri->model_field_len);
+	aa_put_lit(buf, "\",");
+	append_request_fields(buf, ri);
 	aa_put_lit(buf, ",\"event_type\":\"");
 	aa_put_str(buf, tname);
 	aa_put_lit(buf, "\",\"instance_id\":");
@@ -311,7 +367,8 @@ append_head(StringInfo buf, AARelInfo *ri, AAEventType type, StringInfo id)
 
 /*
  * The event's last keys, backend_pid and txid, which change only with the
- * transaction: formatted once per top-level transaction.
+ * transaction, and the closing brace: formatted once per top-level
+ * transaction.
  */
 static const char *
 transaction_tail(void)
@@ -322,7 +379,7 @@ transaction_tail(void)
 
 	if (!FullTransactionIdEquals(xid, cached_xid) || tail[0] == '\0')
 	{
-		/* "txid" last: the signature reads it from there (sign.h) */
+		/* "txid" last: the signature of 0.1's readers followed it */
 		snprintf(tail, sizeof(tail), ",\"backend_pid\":%d,\"txid\":" UINT64_FORMAT "}",
 				 MyProcPid, U64FromFullTransactionId(xid));
 		cached_xid = xid;
@@ -330,11 +387,14 @@ transaction_tail(void)
 	return tail;
 }
 
-/* Everything after instance_repr/changes, then the closing brace. */
+/*
+ * The keys after instance_repr/changes, from user_id on, and the closing
+ * brace (common/message.h: a header's "tail").
+ */
 static void
-append_tail(StringInfo buf, AARelInfo *ri)
+append_context(StringInfo buf, AARelInfo *ri)
 {
-	aa_put_lit(buf, ",\"user_id\":");
+	aa_put_lit(buf, "\"user_id\":");
 	append_setting(buf, aa_user_id);
 	aa_put_lit(buf, ",\"user_info\":");
 	if (aa_user_info && aa_user_info[0] != '\0')
@@ -359,16 +419,124 @@ append_tail(StringInfo buf, AARelInfo *ri)
 	aa_put_str(buf, transaction_tail());
 }
 
-/* Sign the finished event and write it into the WAL as a transactional message. */
+/* Write a finished message into the WAL, transactional. */
 static void
-write_event(StringInfo buf)
+write_message(StringInfo buf)
 {
-	aa_sign_event(buf, U64FromFullTransactionId(GetTopFullTransactionId()));
 #if PG_VERSION_NUM >= 170000
 	LogLogicalMessage(AA_MESSAGE_PREFIX, buf->data, buf->len, true, false);
 #else
 	LogLogicalMessage(AA_MESSAGE_PREFIX, buf->data, buf->len, true);
 #endif
+}
+
+/* Sign a full-format event, which ends with its closing brace, and write it. */
+static void
+write_event(StringInfo buf)
+{
+	uint64		txid = top_txid();
+
+	aa_sign_object(buf, txid, next_number(txid));
+	write_message(buf);
+}
+
+/*
+ * Whether the relation's last header still describes what a row written
+ * now shares: the same (sub)transaction, context, role and
+ * application_name, and few enough headers since for the writer to still
+ * hold it (AA_HEADER_WINDOW).
+ */
+static bool
+header_current(AARelInfo *ri, uint64 txid)
+{
+	const char *app = application_name ? application_name : "";
+
+	return ri->hdr_txid == txid &&
+		ri->hdr_subxid == GetCurrentSubTransactionId() &&
+		ri->hdr_generation == aa_context_generation &&
+		ri->hdr_role == GetUserId() &&
+		headers_written - ri->hdr_serial < AA_HEADER_WINDOW &&
+		strncmp(ri->hdr_appname, app, NAMEDATALEN) == 0;
+}
+
+/*
+ * The number of the header that a compact row of the relation refers to:
+ * the last one written for it if it is still current, else a new one
+ * written now.  Called right before the row's own message, after the row's
+ * values were formatted (which may run user code that changes settings).
+ */
+static uint64
+current_header(AARelInfo *ri, uint64 txid)
+{
+	StringInfo	buf = &header_buf;
+	const char *app = application_name ? application_name : "";
+	uint64		number;
+
+	if (header_current(ri, txid))
+		return ri->hdr_counter;
+
+	if (buf->maxlen > 1024 * 1024)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		pfree(buf->data);
+		initStringInfo(buf);
+		MemoryContextSwitchTo(old);
+	}
+	resetStringInfo(buf);
+	aa_put_lit(buf, AA_HEADER_OPEN "\"level\":\"AUDIT\",\"name\":\"audit.model\",");
+	append_request_fields(buf, ri);
+	aa_put_lit(buf, AA_HEADER_TAIL);
+	append_context(buf, ri);
+	aa_put_char(buf, '}');
+	number = next_number(txid);
+	aa_sign_object(buf, txid, number);
+	write_message(buf);
+
+	ri->hdr_txid = txid;
+	ri->hdr_subxid = GetCurrentSubTransactionId();
+	ri->hdr_generation = aa_context_generation;
+	ri->hdr_role = GetUserId();
+	ri->hdr_serial = headers_written++;
+	ri->hdr_counter = number;
+	strlcpy(ri->hdr_appname, app, NAMEDATALEN);
+	return number;
+}
+
+/*
+ * Finish a compact row, whose own part is in buf, and write it after its
+ * header (see current_header).
+ */
+static void
+write_row(StringInfo buf, AARelInfo *ri)
+{
+	uint64		txid = top_txid();
+	uint64		header = current_header(ri, txid);
+	char		digits[24];
+	int			n;
+
+	n = snprintf(digits, sizeof(digits), "," UINT64_FORMAT, header);
+	aa_put(buf, digits, n);
+	aa_sign_array(buf, txid, next_number(txid));
+	write_message(buf);
+}
+
+/*
+ * The start of a compact row: ["<timestamp>","<event_type>",<instance_id>
+ * ('id' NULL: null).
+ */
+static void
+append_row_head(StringInfo buf, AAEventType type, StringInfo id, TimestampTz ts)
+{
+	aa_put_char(buf, '[');
+	append_timestamp(buf, ts);
+	aa_put_lit(buf, ",\"");
+	aa_put_str(buf, event_type_names[type]);
+	aa_put_lit(buf, "\",");
+	if (id != NULL)
+		aa_json_string(buf, id->data, id->len);
+	else
+		aa_put_lit(buf, "null");
 }
 
 /*
@@ -422,6 +590,8 @@ aa_emit_row_event(AARelInfo *ri, AAEventType type, bool nested,
 	bool	   *changed = NULL;
 	int		   *value_start = NULL;	/* where each changed column's new */
 	int		   *value_end = NULL;	/* value is in instance_repr */
+	bool		compact = (aa_wal_format == AA_WAL_FORMAT_COMPACT);
+	TimestampTz ts;
 
 	slot_getallattrs(rowslot);
 	values = rowslot->tts_values;
@@ -452,9 +622,18 @@ aa_emit_row_event(AARelInfo *ri, AAEventType type, bool nested,
 
 	get_buffers(nested, &buf, &id);
 	has_id = build_instance_id(id, ri, values, nulls);
-	append_head(buf, ri, type, has_id ? id : NULL);
+	ts = GetCurrentTimestamp();
+	if (compact)
+	{
+		append_row_head(buf, type, has_id ? id : NULL, ts);
+		aa_put_lit(buf, ",{");
+	}
+	else
+	{
+		append_head(buf, ri, type, has_id ? id : NULL, ts);
+		aa_put_lit(buf, ",\"instance_repr\":{");
+	}
 
-	aa_put_lit(buf, ",\"instance_repr\":{");
 	first = true;
 	for (i = 0; i < ri->natts; i++)
 	{
@@ -476,7 +655,10 @@ aa_emit_row_event(AARelInfo *ri, AAEventType type, bool nested,
 
 	if (type == AA_EVENT_UPDATE)
 	{
-		aa_put_lit(buf, ",\"changes\":{");
+		if (compact)
+			aa_put_lit(buf, ",{");
+		else
+			aa_put_lit(buf, ",\"changes\":{");
 		first = true;
 		for (i = 0; i < ri->natts; i++)
 		{
@@ -503,8 +685,14 @@ aa_emit_row_event(AARelInfo *ri, AAEventType type, bool nested,
 		aa_put_char(buf, '}');
 	}
 
-	append_tail(buf, ri);
-	write_event(buf);
+	if (compact)
+		write_row(buf, ri);
+	else
+	{
+		aa_put_char(buf, ',');
+		append_context(buf, ri);
+		write_event(buf);
+	}
 }
 
 /* Build and write the event of a TRUNCATE of the relation. */
@@ -514,9 +702,20 @@ aa_emit_truncate_event(AARelInfo *ri, bool nested)
 	StringInfo	buf;
 	StringInfo	id;
 
+	TimestampTz ts = GetCurrentTimestamp();
+
 	get_buffers(nested, &buf, &id);
-	append_head(buf, ri, AA_EVENT_TRUNCATE, NULL);
-	aa_put_lit(buf, ",\"instance_repr\":null");
-	append_tail(buf, ri);
-	write_event(buf);
+	if (aa_wal_format == AA_WAL_FORMAT_COMPACT)
+	{
+		append_row_head(buf, AA_EVENT_TRUNCATE, NULL, ts);
+		aa_put_lit(buf, ",null");
+		write_row(buf, ri);
+	}
+	else
+	{
+		append_head(buf, ri, AA_EVENT_TRUNCATE, NULL, ts);
+		aa_put_lit(buf, ",\"instance_repr\":null,");
+		append_context(buf, ri);
+		write_event(buf);
+	}
 }

@@ -385,6 +385,7 @@ build_entry(AARelInfo *ri, Relation rel, Trigger *trigger)
 	append_field(&buf, "table", RelationGetRelationName(rel));
 	ri->where_fields = buf.data;
 	ri->where_fields_len = buf.len;
+	ri->hdr_txid = 0;
 
 	MemoryContextSwitchTo(old);
 	MemoryContextSetParent(mcxt, relinfo_cxt);

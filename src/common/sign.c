@@ -7,20 +7,25 @@
  * The key is 16 random bytes in $PGDATA/pg_activity_audit/event_key, made
  * on the first start and read by the postmaster when it preloads the
  * library, so every backend and the writer inherit it and no SQL can read
- * it.  The trigger ends each event with ,"sig":"<16 hex digits>": a
- * SipHash-2-4 MAC, under that key, of the event's top-level transaction id
- * (its "txid" key, the full 64-bit id, which never repeats).
+ * it.
  *
- * Why the transaction and not the whole text: the threat is a session
- * that writes a message with our prefix itself (pg_logical_emit_message).
- * It cannot compute the MAC of its own transaction without the key, and it
- * cannot read the events of its transaction from the WAL without the
- * privileges that would also let it read the key; a real event copied
- * into another transaction names the wrong txid, which the writer checks
- * against the commit record.  The text itself is protected like all WAL,
- * by the record's CRC and by only the server writing WAL.  A MAC of eight
- * bytes costs the trigger nothing measurable; one over the whole event
- * cost about a quarter of the trigger's own work.
+ * Every message the trigger writes ends with its signature (sign.h gives
+ * the layout): the top-level transaction's full 64-bit id, the message's
+ * number within that transaction (1, 2, ... in WAL order, also across
+ * subtransactions, rolled back ones included), and a SipHash-2-4 MAC of
+ * the two under the key.  The writer accepts a (txid, number) only once
+ * and only rising, so a signature copied out of the WAL -- by a
+ * REPLICATION role that streams it, say, into a message of the same open
+ * transaction -- signs nothing: its number has been used already.  A
+ * signature copied into another transaction names the wrong txid, which
+ * the writer checks against the commit record.  The text itself is
+ * protected like all WAL, by the record's CRC and by only the server
+ * writing WAL; a MAC over the whole text would cost the trigger about a
+ * quarter of its own work, one over sixteen bytes nothing measurable.
+ *
+ * Release 0.1 signed the txid alone (version 1: a "sig" of just the hex
+ * digits).  Its messages are still verified, for the writer to deliver
+ * those written before the upgrade (decode.c decides which).
  *
  * This file must not know what an event contains.
  *
@@ -36,96 +41,20 @@
 
 #include "activity_audit.h"
 #include "common/sign.h"
+#include "common/siphash.h"
 #include "common/stream_format.h"
 #include "common/strbuf.h"
 
 #define AA_KEY_FILE		AA_STATE_DIR "/event_key"
 #define AA_KEY_LEN		16
 
-/* ,"sig":"0123456789abcdef"} (see sign.h) */
+/* 0.1's signature: ,"sig":"0123456789abcdef"} (see sign.h) */
 #define AA_SIG_PREFIX	AA_SIG_KEY
-#define AA_SIG_LEN		(sizeof(AA_SIG_PREFIX) - 1 + 16 + 2)
+#define AA_SIG_LEN		(sizeof(AA_SIG_PREFIX) - 1 + AA_SIG_HEX_LEN + 2)
 
 static uint64 key0;
 static uint64 key1;
 static bool key_loaded = false;
-
-#define ROTL(x, b) (uint64) (((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND \
-	do { \
-		v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32); \
-		v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2; \
-		v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0; \
-		v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32); \
-	} while (0)
-
-/* Little-endian 64-bit load, whatever the platform. */
-static inline uint64
-load_le64(const unsigned char *p)
-{
-	return (uint64) p[0] | ((uint64) p[1] << 8) | ((uint64) p[2] << 16) |
-		((uint64) p[3] << 24) | ((uint64) p[4] << 32) | ((uint64) p[5] << 40) |
-		((uint64) p[6] << 48) | ((uint64) p[7] << 56);
-}
-
-/* SipHash-2-4 of data under the event key. */
-static uint64
-siphash24(const unsigned char *data, size_t len)
-{
-	uint64		v0 = UINT64CONST(0x736f6d6570736575) ^ key0;
-	uint64		v1 = UINT64CONST(0x646f72616e646f6d) ^ key1;
-	uint64		v2 = UINT64CONST(0x6c7967656e657261) ^ key0;
-	uint64		v3 = UINT64CONST(0x7465646279746573) ^ key1;
-	const unsigned char *end = data + (len & ~((size_t) 7));
-	uint64		b = ((uint64) len) << 56;
-	int			left = len & 7;
-
-	for (; data < end; data += 8)
-	{
-		uint64		m = load_le64(data);
-
-		v3 ^= m;
-		SIPROUND;
-		SIPROUND;
-		v0 ^= m;
-	}
-	switch (left)
-	{
-		case 7:
-			b |= ((uint64) data[6]) << 48;
-			/* FALLTHROUGH */
-		case 6:
-			b |= ((uint64) data[5]) << 40;
-			/* FALLTHROUGH */
-		case 5:
-			b |= ((uint64) data[4]) << 32;
-			/* FALLTHROUGH */
-		case 4:
-			b |= ((uint64) data[3]) << 24;
-			/* FALLTHROUGH */
-		case 3:
-			b |= ((uint64) data[2]) << 16;
-			/* FALLTHROUGH */
-		case 2:
-			b |= ((uint64) data[1]) << 8;
-			/* FALLTHROUGH */
-		case 1:
-			b |= ((uint64) data[0]);
-			break;
-		case 0:
-			break;
-	}
-	v3 ^= b;
-	SIPROUND;
-	SIPROUND;
-	v0 ^= b;
-	v2 ^= 0xff;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	return v0 ^ v1 ^ v2 ^ v3;
-}
 
 /*
  * Read the event key, making it on the first start.  Runs in the postmaster
@@ -172,99 +101,229 @@ aa_load_event_key(void)
 				 errmsg("file \"%s\" does not hold a %d-byte key", AA_KEY_FILE, AA_KEY_LEN),
 				 errhint("Remove the file to make a new key; events written under the old key will then be rejected.")));
 	close(fd);
-	key0 = load_le64(key);
-	key1 = load_le64(key + 8);
+	key0 = aa_load_le64(key);
+	key1 = aa_load_le64(key + 8);
 	explicit_bzero(key, sizeof(key));
 	key_loaded = true;
 }
 
-/* The MAC of a transaction id, as 16 lowercase hex digits. */
+
+/* The 16 lowercase hex digits of a MAC. */
 static void
-txid_mac_hex(uint64 txid, char *out)
+mac_hex(uint64 mac, char *out)
 {
 	static const char hex[] = "0123456789abcdef";
+	int			i;
+
+	for (i = 0; i < AA_SIG_HEX_LEN; i++)
+		out[i] = hex[(mac >> (60 - 4 * i)) & 0xF];
+}
+
+/* Version 1 (0.1): the MAC of the transaction id alone. */
+static uint64
+mac_v1(uint64 txid)
+{
 	unsigned char bytes[8];
-	uint64		mac;
 	int			i;
 
 	for (i = 0; i < 8; i++)
 		bytes[i] = (unsigned char) (txid >> (8 * i));
-	mac = siphash24(bytes, sizeof(bytes));
-	for (i = 0; i < 16; i++)
-		out[i] = hex[(mac >> (60 - 4 * i)) & 0xF];
+	return aa_siphash24(key0, key1, bytes, sizeof(bytes));
 }
 
-/*
- * Sign the event in buf, which ends with its closing brace, for top-level
- * transaction txid: the brace is replaced by ,"sig":"..."}.  Computed once
- * per transaction.
- */
-void
-aa_sign_event(StringInfo buf, uint64 txid)
+/* Version 2: the MAC of the transaction id and the message's number. */
+static uint64
+mac_v2(uint64 txid, uint64 counter)
 {
-	static uint64 cached_txid = 0;
-	static char cached_sig[AA_SIG_LEN];
+	unsigned char bytes[16];
+	int			i;
 
-	Assert(buf->len > 0 && buf->data[buf->len - 1] == '}');
+	for (i = 0; i < 8; i++)
+	{
+		bytes[i] = (unsigned char) (txid >> (8 * i));
+		bytes[8 + i] = (unsigned char) (counter >> (8 * i));
+	}
+	return aa_siphash24(key0, key1, bytes, sizeof(bytes));
+}
+
+/* Append the decimal digits of an unsigned 64-bit number. */
+static void
+put_u64(StringInfo buf, uint64 v)
+{
+	char		digits[20];
+	int			n = 0;
+
+	do
+	{
+		digits[n++] = '0' + (char) (v % 10);
+		v /= 10;
+	} while (v > 0);
+	enlargeStringInfo(buf, n);
+	while (n > 0)
+		buf->data[buf->len++] = digits[--n];
+	buf->data[buf->len] = '\0';
+}
+
+/* "<txid>:<counter>:<mac>" with its quotes. */
+static void
+put_signature(StringInfo buf, uint64 txid, uint64 counter)
+{
+	char		hex[AA_SIG_HEX_LEN];
+
 	if (!key_loaded)
 		aa_require_preload();
-	if (txid != cached_txid || cached_sig[0] == '\0')
-	{
-		memcpy(cached_sig, AA_SIG_PREFIX, sizeof(AA_SIG_PREFIX) - 1);
-		txid_mac_hex(txid, cached_sig + sizeof(AA_SIG_PREFIX) - 1);
-		cached_sig[AA_SIG_LEN - 2] = '"';
-		cached_sig[AA_SIG_LEN - 1] = '}';
-		cached_txid = txid;
-	}
-	buf->len--;
-	aa_put(buf, cached_sig, AA_SIG_LEN);
+	aa_put_char(buf, '"');
+	put_u64(buf, txid);
+	aa_put_char(buf, ':');
+	put_u64(buf, counter);
+	aa_put_char(buf, ':');
+	mac_hex(mac_v2(txid, counter), hex);
+	aa_put(buf, hex, AA_SIG_HEX_LEN);
+	aa_put_char(buf, '"');
 }
 
 /*
- * Whether a message is an event the trigger signed: it ends with
- * ,"txid":N,"sig":"<MAC of N>"}.  On success *body_len is the length of the
- * text before the "sig" key (that text plus a closing brace is the event as
- * delivered) and *txid the transaction it names.
+ * Sign a message that is a JSON object (an event or a header): its closing
+ * brace becomes ,"sig":"<txid>:<counter>:<mac>"}.
  */
-bool
-aa_verify_event(const char *msg, size_t len, size_t *body_len, uint64 *txid)
+void
+aa_sign_object(StringInfo buf, uint64 txid, uint64 counter)
 {
-	static char expect[16];
-	static uint64 expect_txid;
-	static bool expect_valid = false;
-	size_t		body;
-	const char *p;
-	uint64		value = 0;
+	Assert(buf->len > 0 && buf->data[buf->len - 1] == '}');
+	buf->len--;
+	aa_put_lit(buf, ",\"sig\":");
+	put_signature(buf, txid, counter);
+	aa_put_char(buf, '}');
+}
+
+/*
+ * Sign a message that is a JSON array (a compact row), not yet closed: the
+ * signature becomes its last element, then the bracket closes it.
+ */
+void
+aa_sign_array(StringInfo buf, uint64 txid, uint64 counter)
+{
+	aa_put_char(buf, ',');
+	put_signature(buf, txid, counter);
+	aa_put_char(buf, ']');
+}
+
+/*
+ * Read a number of at most 20 digits that ends right before 'end'; returns
+ * where it starts, or NULL.
+ */
+static const char *
+digits_before(const char *start, const char *end, uint64 *value)
+{
+	const char *p = end;
+	uint64		v = 0;
 	uint64		scale = 1;
 
-	if (!key_loaded || len < AA_SIG_LEN + 2)
-		return false;
-	body = len - AA_SIG_LEN;
-	if (memcmp(msg + body, AA_SIG_PREFIX, sizeof(AA_SIG_PREFIX) - 1) != 0 ||
-		msg[len - 2] != '"' || msg[len - 1] != '}')
-		return false;
-
-	/* the digits of "txid", just before the signature */
-	p = msg + body;
-	while (p > msg && p[-1] >= '0' && p[-1] <= '9' && (msg + body) - p < 20)
+	while (p > start && p[-1] >= '0' && p[-1] <= '9' && end - p < 20)
 	{
 		p--;
-		value += (uint64) (*p - '0') * scale;
+		v += (uint64) (*p - '0') * scale;
 		scale *= 10;
 	}
-	if (p == msg + body || p - msg < 8 || memcmp(p - 8, AA_TXID_KEY, 8) != 0)
+	if (p == end)
+		return NULL;
+	*value = v;
+	return p;
+}
+
+/* Whether the 16 characters are lowercase hex digits. */
+static bool
+is_mac_hex(const char *p)
+{
+	int			i;
+
+	for (i = 0; i < AA_SIG_HEX_LEN; i++)
+		if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
+			return false;
+	return true;
+}
+
+/*
+ * Whether a message carries a valid signature under this server's key, of
+ * either version (see the header comment); read from its end.  On success
+ * *sig says what it signs and where the text before the signature ends.
+ * It does not say whether the signature was used already: decode.c keeps
+ * the numbers.
+ */
+bool
+aa_verify_message(const char *msg, size_t len, AASignature *sig)
+{
+	const char *end = msg + len;
+	const char *hex;
+	const char *p;
+	char		expect[AA_SIG_HEX_LEN];
+	uint64		counter;
+	uint64		txid;
+	bool		in_array;
+
+	if (!key_loaded || len < AA_SIG_HEX_LEN + 8)
+		return false;
+	if (end[-1] == '}')
+		in_array = false;
+	else if (end[-1] == ']')
+		in_array = true;
+	else
+		return false;
+	if (end[-2] != '"')
+		return false;
+	hex = end - 2 - AA_SIG_HEX_LEN;
+	if (!is_mac_hex(hex))
 		return false;
 
-	/* a transaction's events share their MAC: compute it once */
-	if (!expect_valid || value != expect_txid)
+	if (hex[-1] == '"' && !in_array)
 	{
-		txid_mac_hex(value, expect);
-		expect_txid = value;
-		expect_valid = true;
+		/* version 1: ,"txid":N,"sig":"<mac of N>"} */
+		const char *key = hex - (sizeof(AA_SIG_KEY) - 1);
+
+		if (key - msg < 8 || memcmp(key, AA_SIG_KEY, sizeof(AA_SIG_KEY) - 1) != 0)
+			return false;
+		p = digits_before(msg, key, &txid);
+		if (p == NULL || p - msg < 8 ||
+			memcmp(p - 8, AA_TXID_KEY, sizeof(AA_TXID_KEY) - 1) != 0)
+			return false;
+		mac_hex(mac_v1(txid), expect);
+		if (memcmp(hex, expect, AA_SIG_HEX_LEN) != 0)
+			return false;
+		sig->version = 1;
+		sig->txid = txid;
+		sig->counter = 0;
+		sig->in_array = false;
+		sig->body_len = key - msg;
+		return true;
 	}
-	if (memcmp(msg + body + sizeof(AA_SIG_PREFIX) - 1, expect, 16) != 0)
+
+	/* version 2: "<txid>:<counter>:<mac>" */
+	if (hex[-1] != ':' ||
+		(p = digits_before(msg, hex - 1, &counter)) == NULL ||
+		p - msg < 2 || p[-1] != ':' ||
+		(p = digits_before(msg, p - 1, &txid)) == NULL ||
+		p - msg < 2 || p[-1] != '"')
 		return false;
-	*body_len = body;
-	*txid = value;
+	p--;						/* the opening quote */
+	if (in_array)
+	{
+		if (p[-1] != ',')
+			return false;
+		p--;
+	}
+	else
+	{
+		p -= sizeof(AA_SIG_KEY) - 2;
+		if (p < msg || memcmp(p, AA_SIG_KEY, sizeof(AA_SIG_KEY) - 2) != 0)
+			return false;
+	}
+	mac_hex(mac_v2(txid, counter), expect);
+	if (memcmp(hex, expect, AA_SIG_HEX_LEN) != 0)
+		return false;
+	sig->version = 2;
+	sig->txid = txid;
+	sig->counter = counter;
+	sig->in_array = in_array;
+	sig->body_len = p - msg;
 	return true;
 }

@@ -1,9 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * sign.h
- *		The WAL message envelope of events and its authentication: the
- *		prefix of our logical-decoding messages, the event key and the MAC
- *		(sign.c).  The trigger signs, the writer verifies.
+ *		The signature that ends every WAL message of ours: the event key and
+ *		the MAC (sign.c).  The trigger signs, the writer verifies.  What
+ *		the messages contain is common/message.h's.
  *
  *-------------------------------------------------------------------------
  */
@@ -16,22 +16,38 @@
 #define AA_MESSAGE_PREFIX	"activity_audit"
 
 /*
- * A message's content is the event's JSON object ending in two keys, always
- * in this form:
+ * The signature, version 2, is one JSON string at the very end of the
+ * message:
  *
- *	 ...,"txid":<digits>,"sig":"<16 lowercase hex>"}
+ *	 "<txid>:<counter>:<16 lowercase hex>"
  *
- * capture/event.c writes "txid" as the event's last key; aa_sign_event()
- * replaces the closing brace with the "sig" key; aa_verify_event() reads
- * the txid right before it; writer/txnbuf.c keeps the text before ,"sig"
- * and closes it with a brace again: that is the delivered event.
+ * txid is the top-level transaction's full 64-bit id, counter the
+ * message's number in that transaction, from 1.  In a message that is a
+ * JSON object it is the value of a last key "sig" (,"sig":"..."}); in one
+ * that is an array, its last element (,"..."]).
+ *
+ * Version 1 (release 0.1) ended an event with ,"txid":N,"sig":"<hex>"}:
+ * the MAC of N alone.
  */
 #define AA_TXID_KEY			",\"txid\":"
 #define AA_SIG_KEY			",\"sig\":\""
+#define AA_SIG_HEX_LEN		16
+
+/* What a verified signature signs (aa_verify_message). */
+typedef struct AASignature
+{
+	int			version;		/* 1: release 0.1's; 2: with a counter */
+	uint64		txid;			/* the top-level transaction it names */
+	uint64		counter;		/* its number in it (version 2) */
+	bool		in_array;		/* the message is a JSON array */
+	size_t		body_len;		/* length of the text before the signature:
+								 * before ,"sig" or before its array element's
+								 * comma */
+} AASignature;
 
 extern void aa_load_event_key(void);
-extern void aa_sign_event(StringInfo buf, uint64 txid);
-extern bool aa_verify_event(const char *msg, size_t len, size_t *body_len,
-							uint64 *txid);
+extern void aa_sign_object(StringInfo buf, uint64 txid, uint64 counter);
+extern void aa_sign_array(StringInfo buf, uint64 txid, uint64 counter);
+extern bool aa_verify_message(const char *msg, size_t len, AASignature *sig);
 
 #endif							/* AA_SIGN_H */

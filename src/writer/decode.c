@@ -7,9 +7,11 @@
  *
  * Only logical messages with our prefix and transaction records are
  * looked at, so the writer's cost follows the audit volume, not the write
- * volume.  A message with our prefix that the trigger did not sign is
- * counted and reported, never delivered.  A commit delivers the events of
- * the transaction and its committed subtransactions, merged in WAL order.
+ * volume.  A message with our prefix that the trigger did not sign, or
+ * whose signature was used before (counters.c), is counted and reported,
+ * never delivered.  A commit delivers the events of the transaction and
+ * its committed subtransactions, merged in WAL order; compact rows are
+ * put together with their headers on the way (assemble.c).
  *
  * This file must not format lines nor write to a sink (deliver.c does).
  *
@@ -24,11 +26,14 @@
 #include "lib/binaryheap.h"
 #include "replication/message.h"
 #include "storage/standbydefs.h"
+#include "utils/memutils.h"
 
+#include "common/message.h"
 #include "common/sign.h"
 #include "writer/writer.h"
 
 static uint64 forged_rejected = 0;
+static StringInfoData event_text;	/* a compact row's event, put together */
 
 /*
  * The full 64-bit id of a transaction that the WAL names by its 32-bit xid.
@@ -114,6 +119,7 @@ deliver_commit(TransactionId top, TransactionId *subxacts, int nsubxacts,
 	uint64		top_full;
 	AAReadAhead ra;
 	binaryheap *heap;
+	const char *why;
 
 	aa_readahead_init(&ra);
 	if ((txn = aa_txn_find(top)) != NULL)
@@ -128,6 +134,14 @@ deliver_commit(TransactionId top, TransactionId *subxacts, int nsubxacts,
 	}
 
 	top_full = full_xid(top);
+	if (event_text.data == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		initStringInfo(&event_text);
+		MemoryContextSwitchTo(old);
+	}
+	aa_assemble_begin();
 	heap = binaryheap_allocate(nparts, part_cmp, parts);
 	for (i = 0; i < nparts; i++)
 		if (parts[i].cur != NULL)
@@ -141,12 +155,25 @@ deliver_commit(TransactionId top, TransactionId *subxacts, int nsubxacts,
 
 		if (!event_txid_matches(ev, top_full))
 			reject_forged(ev->lsn, "It is signed, but for another transaction.");
+		else if (ev->kind == AA_MSG_HEADER)
+			aa_assemble_header(ev);
+		else if (ev->kind == AA_MSG_ROW && !aa_assemble_row(ev, &event_text, &why))
+			ereport(WARNING,
+					(errmsg("activity_audit writer cannot put together the event at %X/%X",
+							LSN_FORMAT_ARGS(ev->lsn)),
+					 errdetail("%s", why),
+					 errhint("This is a bug in activity_audit; the event is not delivered.")));
 		else
 		{
 			index++;
 			if (!aa_deliver_already_done(commit_lsn, index))
 			{
-				aa_deliver_event(ev, commit_lsn, committed_at, first);
+				if (ev->kind == AA_MSG_ROW)
+					aa_deliver_event(event_text.data, event_text.len,
+									 commit_lsn, committed_at, first);
+				else
+					aa_deliver_event(ev->data, ev->len, commit_lsn,
+									 committed_at, first);
 				first = false;
 			}
 		}
@@ -179,6 +206,104 @@ drop_aborted(TransactionId xid, TransactionId *subxacts, int nsubxacts)
 			aa_txn_drop(txn);
 }
 
+/*
+ * Whether a version-2 event's own "txid" key, right before its signature,
+ * names the transaction that the signature names: the delivered event
+ * says it.
+ */
+static bool
+event_names_txid(const char *body, size_t len, uint64 txid)
+{
+	char		expect[32];
+	int			n = snprintf(expect, sizeof(expect), AA_TXID_KEY UINT64_FORMAT, txid);
+
+	return len >= (size_t) n && memcmp(body + len - n, expect, n) == 0;
+}
+
+/*
+ * The number of the header a compact row refers to, the last thing before
+ * its signature; *row_len becomes the length of the row's own part.
+ */
+static bool
+row_header_number(const char *body, size_t len, uint64 *number, size_t *row_len)
+{
+	size_t		i = len;
+	uint64		value = 0;
+	uint64		scale = 1;
+
+	while (i > 0 && body[i - 1] >= '0' && body[i - 1] <= '9' && len - i < 20)
+	{
+		i--;
+		value += (uint64) (body[i] - '0') * scale;
+		scale *= 10;
+	}
+	if (i == len || i == 0 || body[i - 1] != ',' || value == 0)
+		return false;
+	*number = value;
+	*row_len = i - 1;
+	return true;
+}
+
+/*
+ * One of our messages: verify its signature and its number, tell its kind
+ * (common/message.h) and keep it for its transaction.
+ */
+static void
+file_message(XLogReaderState *reader, xl_logical_message *msg)
+{
+	const char *data = msg->message + msg->prefix_size;
+	size_t		len = msg->message_size;
+	XLogRecPtr	lsn = reader->ReadRecPtr;
+	AASignature sig;
+	AAMessageKind kind;
+	uint64		number = 0;
+	size_t		keep;
+
+	/* the trigger writes only transactional, signed messages */
+	if (!msg->transactional)
+	{
+		reject_forged(lsn, "It is not transactional.");
+		return;
+	}
+	if (!aa_verify_message(data, len, &sig))
+	{
+		reject_forged(lsn, "It is not signed with this server's event key.");
+		return;
+	}
+	keep = sig.body_len;
+	if (sig.version == 1)
+	{
+		if (!aa_format1_allowed(lsn))
+		{
+			reject_forged(lsn, "It is in the format of release 0.1 but was written after the upgrade.");
+			return;
+		}
+		kind = AA_MSG_EVENT;
+	}
+	else if (!aa_counter_accept(sig.txid, sig.counter, lsn))
+	{
+		reject_forged(lsn, "Its signature was used before: it is a copy of another message's.");
+		return;
+	}
+	else if (!sig.in_array && strncmp(data, AA_EVENT_OPEN, sizeof(AA_EVENT_OPEN) - 1) == 0 &&
+			 event_names_txid(data, keep, sig.txid))
+		kind = AA_MSG_EVENT;
+	else if (!sig.in_array && strncmp(data, AA_HEADER_OPEN, sizeof(AA_HEADER_OPEN) - 1) == 0)
+	{
+		kind = AA_MSG_HEADER;
+		number = sig.counter;
+	}
+	else if (sig.in_array && strncmp(data, AA_ROW_OPEN, sizeof(AA_ROW_OPEN) - 1) == 0 &&
+			 row_header_number(data, keep, &number, &keep))
+		kind = AA_MSG_ROW;
+	else
+	{
+		reject_forged(lsn, "It is signed, but is no message the audit trigger writes.");
+		return;
+	}
+	aa_txn_add(XLogRecGetXid(reader), lsn, sig.txid, kind, number, data, keep);
+}
+
 /* Look at one WAL record. */
 void
 aa_decode_record(XLogReaderState *reader)
@@ -189,24 +314,11 @@ aa_decode_record(XLogReaderState *reader)
 	if (rmid == RM_LOGICALMSG_ID && info == XLOG_LOGICAL_MESSAGE)
 	{
 		xl_logical_message *msg = (xl_logical_message *) XLogRecGetData(reader);
-		size_t		body_len;
-		uint64		event_txid;
 
 		if (msg->prefix_size != sizeof(AA_MESSAGE_PREFIX) ||
 			memcmp(msg->message, AA_MESSAGE_PREFIX, sizeof(AA_MESSAGE_PREFIX)) != 0)
 			return;
-		/* the trigger writes only transactional, signed messages */
-		if (!msg->transactional ||
-			!aa_verify_event(msg->message + msg->prefix_size, msg->message_size,
-							 &body_len, &event_txid))
-		{
-			reject_forged(reader->ReadRecPtr, msg->transactional ?
-						  "It is not signed with this server's event key." :
-						  "It is not transactional.");
-			return;
-		}
-		aa_txn_add(XLogRecGetXid(reader), reader->ReadRecPtr, event_txid,
-					   msg->message + msg->prefix_size, body_len);
+		file_message(reader, msg);
 	}
 	else if (rmid == RM_XACT_ID)
 	{
@@ -215,23 +327,30 @@ aa_decode_record(XLogReaderState *reader)
 		if (op == XLOG_XACT_COMMIT || op == XLOG_XACT_COMMIT_PREPARED)
 		{
 			xl_xact_parsed_commit parsed;
+			TransactionId top;
 
 			ParseCommitRecord(XLogRecGetInfo(reader),
 							  (xl_xact_commit *) XLogRecGetData(reader), &parsed);
-			deliver_commit(op == XLOG_XACT_COMMIT_PREPARED ?
-						   parsed.twophase_xid : XLogRecGetXid(reader),
-						   parsed.subxacts, parsed.nsubxacts,
+			top = op == XLOG_XACT_COMMIT_PREPARED ?
+				parsed.twophase_xid : XLogRecGetXid(reader);
+
+			deliver_commit(top, parsed.subxacts, parsed.nsubxacts,
 						   reader->ReadRecPtr, parsed.xact_time);
+			aa_counter_forget(full_xid(top));
 		}
 		else if (op == XLOG_XACT_ABORT || op == XLOG_XACT_ABORT_PREPARED)
 		{
 			xl_xact_parsed_abort parsed;
+			TransactionId xid;
 
 			ParseAbortRecord(XLogRecGetInfo(reader),
 							 (xl_xact_abort *) XLogRecGetData(reader), &parsed);
-			drop_aborted(op == XLOG_XACT_ABORT_PREPARED ?
-						 parsed.twophase_xid : XLogRecGetXid(reader),
-						 parsed.subxacts, parsed.nsubxacts);
+			xid = op == XLOG_XACT_ABORT_PREPARED ?
+				parsed.twophase_xid : XLogRecGetXid(reader);
+
+			drop_aborted(xid, parsed.subxacts, parsed.nsubxacts);
+			/* for a subtransaction's abort there is none to forget */
+			aa_counter_forget(full_xid(xid));
 		}
 	}
 	else if (rmid == RM_STANDBY_ID && info == XLOG_RUNNING_XACTS)
@@ -239,6 +358,7 @@ aa_decode_record(XLogReaderState *reader)
 		xl_running_xacts *running = (xl_running_xacts *) XLogRecGetData(reader);
 
 		aa_txns_drop_before(running->oldestRunningXid);
+		aa_counters_forget_before(full_xid(running->oldestRunningXid));
 	}
 }
 

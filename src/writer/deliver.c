@@ -145,17 +145,17 @@ aa_deliver_already_done(XLogRecPtr commit_lsn, int index)
 
 /* Deliver one event to every configured sink. */
 void
-aa_deliver_event(AAEvent *ev, XLogRecPtr commit_lsn, TimestampTz committed_at,
-			  bool first_of_commit)
+aa_deliver_event(const char *event, int len, XLogRecPtr commit_lsn,
+				 TimestampTz committed_at, bool first_of_commit)
 {
 	if ((aa_sinks & AA_SINK_FILE) && !stream_open)
 		aa_deliver_open();
 	RETRY_FILE_SINK((err_ = NULL,
-					 aa_stream_append(ev->data, ev->len, commit_lsn,
+					 aa_stream_append(event, len, commit_lsn,
 									  committed_at, first_of_commit, &err_)));
 	if (aa_sinks & AA_SINK_LOG)
 		ereport(LOG,
-				(errmsg("AUDIT: %.*s", ev->len, ev->data),
+				(errmsg("AUDIT: %.*s", len, event),
 				 errhidestmt(true), errhidecontext(true)));
 	events_delivered++;
 }

@@ -152,7 +152,6 @@ aa_gap_record(XLogRecPtr lost_from, XLogRecPtr lost_to, const char *reason)
 	TimestampTz detected = GetCurrentTimestamp();
 	TimeLineID	tli;
 	int			len;
-	AAEvent    *ev;
 	char	   *what;
 	const char *detail;
 	const char *hint;
@@ -182,14 +181,8 @@ aa_gap_record(XLogRecPtr lost_from, XLogRecPtr lost_to, const char *reason)
 			 errhint("%s", hint)));
 	aa_status_set_error(what);
 
-	ev = palloc(offsetof(AAEvent, data) + len + 1);
-	ev->lsn = lost_to;
-	ev->txid = 0;
-	ev->len = len;
-	memcpy(ev->data, text, len + 1);
-	aa_deliver_event(ev, lost_to, detected, true);
+	aa_deliver_event(text, len, lost_to, detected, true);
 	aa_deliver_sync();
-	pfree(ev);
 
 	/* a sink error while it was written replaced the message: set it again */
 	if (aa_sinks & AA_SINK_FILE)

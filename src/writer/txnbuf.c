@@ -449,12 +449,13 @@ aa_cursor_end(AATxnCursor *c)
 }
 
 /*
- * Keep one of our events until its transaction ends: the signed text before
- * its "sig" key, closed again with a brace.
+ * Keep one of our messages until its transaction ends, as decode.c has
+ * classified it (see AAEvent): an event's signed text before its "sig"
+ * key is closed again with a brace.
  */
 void
 aa_txn_add(TransactionId xid, XLogRecPtr lsn, uint64 event_txid,
-			   const char *data, Size len)
+		   AAMessageKind kind, uint64 number, const char *data, Size len)
 {
 	AATxn	   *txn;
 	AAEvent    *ev;
@@ -477,10 +478,16 @@ aa_txn_add(TransactionId xid, XLogRecPtr lsn, uint64 event_txid,
 	ev = palloc(offsetof(AAEvent, data) + len + 2);
 	ev->lsn = lsn;
 	ev->txid = event_txid;
-	ev->len = len + 1;
+	ev->kind = kind;
+	ev->number = number;
 	memcpy(ev->data, data, len);
-	ev->data[len] = '}';
-	ev->data[len + 1] = '\0';
+	if (kind == AA_MSG_EVENT)
+	{
+		/* the event's closing brace, which its signature replaced */
+		ev->data[len++] = '}';
+	}
+	ev->len = len;
+	ev->data[len] = '\0';
 	txn->events = lappend(txn->events, ev);
 	MemoryContextSwitchTo(old);
 	/* count what the allocation really takes, so the limit is the memory */

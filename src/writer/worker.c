@@ -120,7 +120,8 @@ checkpoint_delivery(XLogRecPtr next_lsn, TimestampTz *last_slot_save)
 	/* saving the slot fsyncs: once a second is plenty */
 	if (TimestampDifferenceExceeds(*last_slot_save, now, 1000))
 	{
-		aa_slot_advance(aa_txns_needed_lsn(next_lsn));
+		aa_slot_advance(Min(aa_txns_needed_lsn(next_lsn),
+							aa_counters_needed_lsn(next_lsn)));
 		*last_slot_save = now;
 	}
 }
@@ -164,6 +165,8 @@ aa_writer_main(Datum main_arg)
 	PG_exception_stack = &error_jmp;
 
 	aa_txns_init();
+	aa_counters_init();
+	aa_format1_init();
 	record_cxt = AllocSetContextCreate(TopMemoryContext, "activity_audit record",
 									   ALLOCSET_DEFAULT_SIZES);
 	aa_txns_prepare_spill_dir();

@@ -17,6 +17,7 @@
 
 #include "access/xlogdefs.h"
 #include "access/xlogreader.h"
+#include "lib/stringinfo.h"
 #include "datatype/timestamp.h"
 #include "lib/ilist.h"
 #include "nodes/pg_list.h"
@@ -45,11 +46,25 @@ extern void aa_status_publish(XLogRecPtr next_lsn, uint64 events_delivered,
 							  const char *current_file);
 
 /* txnbuf.c: the events of open transactions */
-/* One buffered event. */
+/* The kinds of our messages (common/message.h). */
+typedef enum AAMessageKind
+{
+	AA_MSG_EVENT,				/* a whole event: full format, or 0.1's */
+	AA_MSG_HEADER,				/* compact: what the rows share */
+	AA_MSG_ROW					/* compact: one row's part */
+} AAMessageKind;
+
+/*
+ * One buffered message: for an event, its text as delivered; for a header,
+ * the text before its signature; for a row, the text before its header's
+ * number.
+ */
 typedef struct AAEvent
 {
 	XLogRecPtr	lsn;
 	uint64		txid;			/* the transaction it names (signed) */
+	uint64		number;			/* header: its number; row: its header's */
+	uint8		kind;			/* AAMessageKind */
 	int			len;
 	char		data[FLEXIBLE_ARRAY_MEMBER];
 } AAEvent;
@@ -101,6 +116,7 @@ extern void aa_txns_init(void);
 extern void aa_txns_prepare_spill_dir(void);
 extern AATxn *aa_txn_find(TransactionId xid);
 extern void aa_txn_add(TransactionId xid, XLogRecPtr lsn, uint64 event_txid,
+					   AAMessageKind kind, uint64 number,
 					   const char *data, Size len);
 extern void aa_txn_drop(AATxn *txn);
 extern void aa_txns_drop_before(TransactionId oldest_running);
@@ -116,10 +132,27 @@ extern void aa_cursor_end(AATxnCursor *c);
 extern void aa_decode_record(XLogReaderState *reader);
 extern uint64 aa_decode_forged_count(void);
 
+/* counters.c: the message numbers each open transaction has used */
+extern void aa_counters_init(void);
+extern bool aa_counter_accept(uint64 txid, uint64 counter, XLogRecPtr lsn);
+extern void aa_counter_forget(uint64 txid);
+extern void aa_counters_forget_before(uint64 oldest_running);
+extern XLogRecPtr aa_counters_needed_lsn(XLogRecPtr next_lsn);
+
+/* format1.c: release 0.1's messages, delivered when written before */
+extern void aa_format1_init(void);
+extern bool aa_format1_allowed(XLogRecPtr lsn);
+extern XLogRecPtr aa_format1_until(void);
+
+/* assemble.c: compact messages into events */
+extern void aa_assemble_begin(void);
+extern void aa_assemble_header(AAEvent *ev);
+extern bool aa_assemble_row(AAEvent *ev, StringInfo out, const char **why);
+
 /* deliver.c: the sinks */
 extern void aa_deliver_open(void);
 extern bool aa_deliver_already_done(XLogRecPtr commit_lsn, int index);
-extern void aa_deliver_event(AAEvent *ev, XLogRecPtr commit_lsn,
+extern void aa_deliver_event(const char *event, int len, XLogRecPtr commit_lsn,
 							 TimestampTz committed_at, bool first_of_commit);
 extern void aa_deliver_sync(void);
 extern void aa_deliver_reloaded(void);

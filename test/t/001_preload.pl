@@ -92,9 +92,11 @@ $plain->stop;
 
 my $node = PostgreSQL::Test::Cluster->new('audited');
 $node->init(allows_streaming => 'logical');
+# full WAL format: slot_events() reads self-contained events
 $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'activity_audit'
 wal_level = logical
+audit.wal_format = full
 });
 $node->start;
 

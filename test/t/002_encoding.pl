@@ -16,21 +16,23 @@ use Test::More;
 
 use FindBin;
 use lib $FindBin::RealBin;
-use AuditTest;
+use AuditTest qw(:DEFAULT events_of_messages);
 
 my $node = audit_node('encoding');
 
 # Raw event texts since the last call, read through the database's
-# test_decoding slot (slots are per cluster, so each database has its own).
+# test_decoding slot (slots are per cluster, so each database has its own),
+# put together from the compact WAL format's messages (AuditTest.pm), one per
+# line.
 sub raw_events
 {
 	my ($db) = @_;
-	return $node->safe_psql(
+	return join "\n", events_of_messages(split /\n/, $node->safe_psql(
 		$db, q{
 		SELECT substring(data FROM 'content:(.*)$')
 		  FROM pg_logical_slot_get_changes('enc_' || current_database(), NULL, NULL)
 		 WHERE data LIKE 'message: transactional: 1 prefix: activity_audit, %'
-		});
+		}));
 }
 
 # Create a database of the given encoding with a tracked table and a slot.

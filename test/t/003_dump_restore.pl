@@ -18,7 +18,8 @@ use FindBin;
 use lib $FindBin::RealBin;
 use AuditTest;
 
-my $node = audit_node('dump');
+# full WAL format: the test reads self-contained events from its slot
+my $node = audit_node('dump', conf => "audit.wal_format = full\n");
 
 $node->safe_psql('postgres', 'CREATE DATABASE src');
 $node->safe_psql(

@@ -24,7 +24,8 @@ use lib $FindBin::RealBin;
 use AuditTest qw(:DEFAULT wal_messages stream_texts);
 use StreamCheck;
 
-my $node = audit_node('forged');
+# full format: a real event is one self-contained message to copy
+my $node = audit_node('forged', conf => "audit.wal_format = full\n");
 
 $node->safe_psql(
 	'postgres', q{
@@ -61,7 +62,7 @@ is($node->safe_psql('postgres', q{SELECT activity_audit.flush('30s')}),
 my @msgs = wal_messages($node);
 is(scalar @msgs, 1, 'one real event in the WAL');
 my $real = $msgs[0];
-like($real, qr/,"sig":"[0-9a-f]+"\}\z/, 'the real event ends with its sig');
+like($real, qr/,"sig":"[0-9]+:1:[0-9a-f]{16}"\}\z/, 'the real event ends with its sig');
 like($real, qr/"pad":"one"/, 'the real event has the row');
 (my $altered = $real) =~ s/"pad":"one"/"pad":"onE"/;
 isnt($altered, $real, 'altered copy differs in one character');
@@ -100,7 +101,7 @@ my @real = grep { $_ ne $forged_tx && $_ ne $altered } @msgs;
 is(scalar @real, 4, 'four of them are real');
 foreach (@real)
 {
-	s/,"sig":"[0-9a-f]+"\}\z/}/ or die "event without sig: $_";
+	s/,"sig":"[0-9]+:[0-9]+:[0-9a-f]{16}"\}\z/}/ or die "event without sig: $_";
 }
 
 my $events = stream_ok($node, 'stream valid (seq, chain)');

@@ -40,7 +40,8 @@ use Time::HiRes qw(usleep time);
 my $db    = 'postgres';
 my $LIMIT = 64 * 1024;
 
-my $node = audit_node('spill_largest');
+# full WAL format: the expected sizes are those of whole events
+my $node = audit_node('spill_largest', conf => "audit.wal_format = full\n");
 $node->append_conf('postgresql.conf', "audit.writer_memory = '64kB'");
 $node->reload;
 $node->safe_psql(

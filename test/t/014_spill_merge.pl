@@ -43,7 +43,8 @@ use Time::HiRes qw(time);
 my $db = 'postgres';
 my $t_start = time;
 
-my $node = audit_node('spill_merge');
+# full WAL format: the expected sizes are those of whole events
+my $node = audit_node('spill_merge', conf => "audit.wal_format = full\n");
 $node->safe_psql(
 	$db, q{
 	CREATE EXTENSION activity_audit;

@@ -21,7 +21,8 @@ use lib $FindBin::RealBin;
 use AuditTest qw(:DEFAULT wal_messages stream_texts writer_status);
 use StreamCheck;
 
-my $node = audit_node('txid_epoch');
+# full format: the event is one self-contained message to copy
+my $node = audit_node('txid_epoch', conf => "audit.wal_format = full\n");
 $node->safe_psql(
 	'postgres', q{
 	SELECT 1 FROM pg_create_logical_replication_slot('td', 'test_decoding');
@@ -41,7 +42,7 @@ is($node->safe_psql('postgres', q{SELECT activity_audit.flush('30s')}), 't',
 	'real event delivered');
 my @msgs = wal_messages($node);
 is(scalar @msgs, 1, 'one real event in the WAL');
-like($msgs[0], qr/,"txid":$x,"sig":"[0-9a-f]+"\}\z/, 'it is signed for txid X');
+like($msgs[0], qr/,"txid":$x,"sig":"$x:1:[0-9a-f]+"\}\z/, 'it is signed for txid X');
 my $copy = $msgs[0];
 $copy =~ s/'/''/g;
 

@@ -17,7 +17,7 @@ use Time::HiRes qw(usleep);
 use StreamCheck qw(stream_files);
 
 our @EXPORT = qw(audit_node);
-our @EXPORT_OK = qw(writer_status wal_messages wal_events strip_stream_keys
+our @EXPORT_OK = qw(writer_status wal_messages wal_events events_of_messages strip_stream_keys
   stream_texts wait_log file_lines write_lines spill_files event_ids);
 
 # A started node with the library preloaded and logical decoding enabled.
@@ -70,15 +70,84 @@ sub wal_messages
 	return grep { $_ ne '' } split /\n/, $out;
 }
 
-# The same messages as the writer delivers their text: without "sig".
-sub wal_events
+# The top-level elements of a JSON array's text, each as written.
+sub json_array_texts
 {
-	my @ev = wal_messages(@_);
-	foreach (@ev)
+	my ($t) = @_;
+	my @el;
+	my ($depth, $start, $in_str) = (0, 1, 0);
+	for (my $i = 0; $i < length($t); $i++)
 	{
-		s/,"sig":"[0-9a-f]+"\}\z/}/ or die "event without sig: $_";
+		my $c = substr($t, $i, 1);
+		if ($in_str)
+		{
+			if ($c eq '\\') { $i++; }
+			elsif ($c eq '"') { $in_str = 0; }
+			next;
+		}
+		if ($c eq '"') { $in_str = 1; }
+		elsif ($c eq '[' || $c eq '{') { $depth++; }
+		elsif ($c eq ']' || $c eq '}')
+		{
+			$depth--;
+			push @el, substr($t, $start, $i - $start) if $depth == 0;
+		}
+		elsif ($c eq ',' && $depth == 1)
+		{
+			push @el, substr($t, $start, $i - $start);
+			$start = $i + 1;
+		}
+	}
+	return @el;
+}
+
+# The events in a list of WAL messages, as the writer delivers their text,
+# put together as README's "The WAL messages" tells a logical-decoding
+# consumer: a full-format event without its "sig" key; a compact row with
+# the header it names (a message of release 0.1: without its "sig").
+sub events_of_messages
+{
+	my (%header, @ev);
+	foreach my $m (@_)
+	{
+		if ($m =~ /^\{"head":\{(.*?)\},"tail":\{(.*)\},"sig":"([0-9]+):([0-9]+):[0-9a-f]{16}"\}\z/s)
+		{
+			my ($head, $tail, $txid, $num) = ($1, $2, $3, $4);
+			my $r = index($head, ',"request_id":');
+			my $m_at = index($head, ',"model":"');
+			$header{"$txid:$num"} = {
+				level_name => substr($head, 0, $r),
+				request => substr($head, $r + 1),
+				model => substr($head, $m_at + 10, length($head) - $m_at - 11),
+				tail => $tail };
+		}
+		elsif ($m =~ /^\[/)
+		{
+			my @e = json_array_texts($m);
+			my ($txid) = ($e[-1] =~ /^"([0-9]+):/) or die "row without sig: $m";
+			my $h = $header{"$txid:$e[-2]"} or die "row without its header: $m";
+			my ($ts, $type, $id, $repr) = @e[ 0 .. 3 ];
+			my $changes = @e == 7 ? ",\"changes\":$e[4]" : '';
+			(my $tname = $type) =~ s/"//g;
+			my $idpart = $id eq 'null' ? '' : ' (id: ' . substr($id, 1, -1) . ')';
+			push @ev,
+			  "{\"timestamp\":$ts,$h->{level_name},\"message\":\"$tname event by $h->{model}$idpart\","
+			  . "$h->{request},\"event_type\":$type,\"instance_id\":$id,\"instance_repr\":$repr$changes,$h->{tail}}";
+		}
+		else
+		{
+			(my $e = $m) =~ s/,"sig":"(?:[0-9]+:[0-9]+:)?[0-9a-f]{16}"\}\z/}/
+			  or die "event without sig: $m";
+			push @ev, $e;
+		}
 	}
 	return @ev;
+}
+
+# The events in the WAL (see wal_messages), as the writer delivers their text.
+sub wal_events
+{
+	return events_of_messages(wal_messages(@_));
 }
 
 # A delivered line without the keys the writer adds, or undef if it does
