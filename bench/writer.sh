@@ -15,6 +15,7 @@
 #
 #   make install && sudo bench/writer.sh
 #   BENCH_EVENTS=50000 BENCH_ROWS=20000 BENCH_RUNS=1 sudo bench/writer.sh   # smoke run
+#   BENCH_WAL_FORMAT=full sudo bench/writer.sh       # audit.wal_format (default compact)
 #
 # Like bench/run.sh it makes a throwaway cluster in a temporary directory
 # (Unix socket only, server run as the postgres OS user when started as
@@ -27,13 +28,15 @@ EVENTS=${BENCH_EVENTS:-1000000}
 TXN_ROWS=${BENCH_TXN_ROWS:-10000}
 ROWS=${BENCH_ROWS:-200000}
 RUNS=${BENCH_RUNS:-5}
+WAL_FORMAT=${BENCH_WAL_FORMAT:-compact}
 NAME=writer.sh
 . "$HERE/cluster.sh"
 for v in EVENTS TXN_ROWS ROWS RUNS; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "BENCH_$v must be a positive integer (got '${!v}')"
 done
 
-bench_cluster_start "max_wal_size = 8GB" "checkpoint_timeout = 30min"
+[[ $WAL_FORMAT == compact || $WAL_FORMAT == full ]] || die "BENCH_WAL_FORMAT must be compact or full (got '$WAL_FORMAT')"
+bench_cluster_start "max_wal_size = 8GB" "checkpoint_timeout = 30min" "audit.wal_format = $WAL_FORMAT"
 now_ns() { date +%s%N; }
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }     # user + system, 10 ms ticks
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
@@ -69,7 +72,7 @@ insert_events() {
 	done | (cd "$HERE/.." && pg)
 }
 
-echo "activity_audit writer benchmark: $("$PG_CONFIG" --version), $(nproc) CPUs"
+echo "activity_audit writer benchmark: $("$PG_CONFIG" --version), $(nproc) CPUs, audit.wal_format = $WAL_FORMAT"
 cd "$HERE/.."
 
 # ---------------------------------------------------------------- 1. trigger

@@ -5,11 +5,49 @@
 CREATE EXTENSION activity_audit;
 SELECT 'init' FROM pg_create_logical_replication_slot('regress_slot', 'test_decoding');
 
+-- The members of a JSON object's text, key and value each as written (json's
+-- functions would decode the keys, and refuse \u0000 anywhere in the text).
+CREATE FUNCTION audit_members(obj text) RETURNS TABLE(o int, k text, v text)
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+  b bytea := convert_to(obj, 'SQL_ASCII');
+  n int := length(b);
+  i int := 1;            -- 0-based position, just after '{' or ','
+  depth int;
+  in_str boolean;
+  c int;
+  start int;
+  colon int;
+BEGIN
+  o := 0;
+  WHILE i < n - 1 LOOP
+    start := i; colon := NULL; depth := 0; in_str := false;
+    WHILE i < n - 1 LOOP
+      c := get_byte(b, i);
+      IF in_str THEN
+        IF c = 92 THEN i := i + 1; ELSIF c = 34 THEN in_str := false; END IF;
+      ELSIF c = 34 THEN in_str := true;
+      ELSIF c = 58 AND depth = 0 AND colon IS NULL THEN colon := i;
+      ELSIF c IN (123, 91) THEN depth := depth + 1;
+      ELSIF c IN (125, 93) THEN depth := depth - 1;
+      ELSIF c = 44 AND depth = 0 THEN EXIT;
+      END IF;
+      i := i + 1;
+    END LOOP;
+    o := o + 1;
+    k := convert_from(substring(b FROM start + 1 FOR colon - start), 'SQL_ASCII');
+    v := convert_from(substring(b FROM colon + 2 FOR i - colon - 1), 'SQL_ASCII');
+    RETURN NEXT;
+    i := i + 1;
+  END LOOP;
+END $$;
+
 -- Raw event texts written since the last call, in WAL order, committed only,
 -- put together from either WAL format (README, "The WAL messages") exactly
 -- as the writer does: a full-format message is the event with a "sig" key at
--- the end; a compact row is joined with the header it names.  json (not
--- jsonb) keeps each element's text as written.
+-- the end; a compact row is joined with the header it names, and an
+-- UPDATE's old values with the new ones from the row.  json (not jsonb)
+-- keeps each element's text as written.
 CREATE FUNCTION audit_raw() RETURNS SETOF text LANGUAGE sql AS $$
   WITH msg AS (
     SELECT n, c, regexp_match(c, '"([0-9]+):([0-9]+):[0-9a-f]{16}"[]}]$') AS sig
@@ -44,7 +82,10 @@ CREATE FUNCTION audit_raw() RETURNS SETOF text LANGUAGE sql AS $$
            CASE WHEN e[3] <> 'null' THEN ' (id: ' || substr(e[3], 2, length(e[3]) - 2) || ')' ELSE '' END ||
            '",' || h.request || ',"event_type":' || e[2] || ',"instance_id":' || e[3] ||
            ',"instance_repr":' || e[4] ||
-           CASE WHEN cardinality(e) = 7 THEN ',"changes":' || e[5] ELSE '' END ||
+           CASE WHEN cardinality(e) = 7 THEN ',"changes":{' ||
+             coalesce((SELECT string_agg(c.k || ':{"old":' || c.v || ',"new":' || r.v || '}', ',' ORDER BY c.o)
+                         FROM audit_members(e[5]) c JOIN audit_members(e[4]) r USING (k)), '') || '}'
+           ELSE '' END ||
            ',' || h.tail || '}'
       FROM row_msg r
       LEFT JOIN hdr_parts h ON h.txid = r.txid AND h.num = r.e[cardinality(r.e) - 1]

@@ -40,6 +40,11 @@ BEGIN
   UPDATE wf_b SET v = 'w' WHERE k1 = 1;
   DELETE FROM wf_a WHERE id = 2;
   INSERT INTO wf_c VALUES (NULL);
+  -- application_name, changing only at its end
+  PERFORM set_config('application_name', repeat('a', 60) || '1', true);
+  INSERT INTO wf_c VALUES ('app 1');
+  PERFORM set_config('application_name', repeat('a', 60) || '2', true);
+  INSERT INTO wf_c VALUES ('app 2');
 END $$;
 
 -- compact (the default)
@@ -76,7 +81,8 @@ $$;
 SELECT count(*) AS events, count(*) FILTER (WHERE wf_mask(c.raw) = wf_mask(f.raw)) AS same_text
   FROM wf_compact c FULL JOIN wf_full f USING (n);
 SELECT n, c.raw::jsonb->>'event_type' AS type, c.raw::jsonb->>'model' AS model,
-       c.raw::jsonb->>'message' AS message, c.raw::jsonb->>'user_id' AS user_id
+       c.raw::jsonb->>'message' AS message, c.raw::jsonb->>'user_id' AS user_id,
+       right(c.raw::jsonb->>'application_name', 3) AS app_end
   FROM wf_compact c ORDER BY n;
 -- any difference, shown
 SELECT n, wf_mask(c.raw) AS compact, wf_mask(f.raw) AS full

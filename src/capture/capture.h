@@ -121,7 +121,7 @@ typedef struct AARelInfo
 	Oid			hdr_role;
 	uint64		hdr_serial;		/* event.c's header count at the time */
 	uint64		hdr_counter;	/* its message number */
-	char		hdr_appname[NAMEDATALEN];
+	char	   *hdr_appname;	/* application_name then (in mcxt) */
 } AARelInfo;
 
 extern AARelInfo *aa_get_relinfo(Relation rel, Trigger *trigger,

@@ -13,7 +13,8 @@
  * message only when it changes -- another transaction or subtransaction,
  * a context setting assigned, another role or application_name, or too
  * many other headers since -- and each row's message holds its own part:
- * about the row's JSON plus 80 bytes instead of 600 more.
+ * about the row's JSON plus 80 bytes instead of 600 more.  An UPDATE's
+ * changes there hold only the old values; the new ones are in the row.
  *
  * Every message is signed with its own number in the transaction
  * (common/sign.h): numbers are taken right before the message is written,
@@ -456,7 +457,7 @@ header_current(AARelInfo *ri, uint64 txid)
 		ri->hdr_generation == aa_context_generation &&
 		ri->hdr_role == GetUserId() &&
 		headers_written - ri->hdr_serial < AA_HEADER_WINDOW &&
-		strncmp(ri->hdr_appname, app, NAMEDATALEN) == 0;
+		strcmp(ri->hdr_appname, app) == 0;
 }
 
 /*
@@ -499,7 +500,12 @@ current_header(AARelInfo *ri, uint64 txid)
 	ri->hdr_role = GetUserId();
 	ri->hdr_serial = headers_written++;
 	ri->hdr_counter = number;
-	strlcpy(ri->hdr_appname, app, NAMEDATALEN);
+	if (ri->hdr_appname == NULL || strcmp(ri->hdr_appname, app) != 0)
+	{
+		if (ri->hdr_appname)
+			pfree(ri->hdr_appname);
+		ri->hdr_appname = MemoryContextStrdup(ri->mcxt, app);
+	}
 	return number;
 }
 
@@ -670,6 +676,13 @@ aa_emit_row_event(AARelInfo *ri, AAEventType type, bool nested,
 				aa_put_char(buf, ',');
 			first = false;
 			aa_put(buf, col->key, col->keylen);
+			if (compact)
+			{
+				/* the old value only: the writer takes the new from the row */
+				append_column_value(buf, col, oldslot->tts_values[i],
+									oldslot->tts_isnull[i]);
+				continue;
+			}
 			aa_put_lit(buf, "{\"old\":");
 			append_column_value(buf, col, oldslot->tts_values[i],
 								oldslot->tts_isnull[i]);

@@ -386,6 +386,7 @@ build_entry(AARelInfo *ri, Relation rel, Trigger *trigger)
 	ri->where_fields = buf.data;
 	ri->where_fields_len = buf.len;
 	ri->hdr_txid = 0;
+	ri->hdr_appname = NULL;
 
 	MemoryContextSwitchTo(old);
 	MemoryContextSetParent(mcxt, relinfo_cxt);

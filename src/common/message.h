@@ -23,8 +23,11 @@
  * row (compact): a JSON array of the row's own part and the number N of its
  *	 header (the header's counter):
  *		["<timestamp>","<event_type>",<instance_id>,<instance_repr>[,<changes>],N,"T:N:MAC"]
- *	 <changes> is there for UPDATE only; <instance_id> is a JSON string or
- *	 null, <instance_repr> an object (null for TRUNCATE).  The event's
+ *	 <changes> is there for UPDATE only, as {"<column>":<old value>,...}:
+ *	 the event's {"<column>":{"old":<old value>,"new":<value in
+ *	 instance_repr>},...}, columns in the same order as in instance_repr.
+ *	 <instance_id> is a JSON string or null, <instance_repr> an object (null
+ *	 for TRUNCATE).  The event's
  *	 "message" is derived: "<event_type> event by <model>" followed, when
  *	 there is an instance_id, by " (id: <instance_id's text>)".
  *

@@ -173,6 +173,91 @@ object_end(const char *text, int i, int len)
 }
 
 /*
+ * The end of the JSON value that starts at text[i] (its last character),
+ * or -1.
+ */
+static int
+value_end(const char *text, int i, int len)
+{
+	if (i >= len)
+		return -1;
+	if (text[i] == '"')
+		return string_end(text, i, len);
+	if (text[i] == '{' || text[i] == '[')
+		return object_end(text, i, len);
+	while (i + 1 < len && text[i + 1] != ',' && text[i + 1] != '}' && text[i + 1] != ']')
+		i++;
+	return i;
+}
+
+/*
+ * One member "key":value of the object at text[*pos] (just after its '{' or
+ * a ','): the key's text with its quotes, and the value's.  False at the
+ * object's end or on malformed text.
+ */
+static bool
+next_member(const char *text, int len, int *pos, int *key, int *key_len,
+			int *val, int *val_len)
+{
+	int			i = *pos;
+	int			k_end;
+	int			v_end;
+
+	if (i >= len || text[i] != '"' || (k_end = string_end(text, i, len)) < 0 ||
+		k_end + 1 >= len || text[k_end + 1] != ':' ||
+		(v_end = value_end(text, k_end + 2, len)) < 0 || v_end + 1 >= len)
+		return false;
+	*key = i;
+	*key_len = k_end - i + 1;
+	*val = k_end + 2;
+	*val_len = v_end - *val + 1;
+	*pos = v_end + 2;			/* past the ',' or the closing brace */
+	return true;
+}
+
+/*
+ * The event's "changes" from a compact row's {"<column>":<old>,...}: each
+ * column's new value is its value in instance_repr, whose columns come in
+ * the same order, so one pass over both finds them.
+ */
+static bool
+append_changes(StringInfo out, const char *repr, int repr_len,
+			   const char *changes, int changes_len)
+{
+	int			rpos = 1;
+	int			cpos = 1;
+	bool		first = true;
+
+	if (repr[0] != '{' || changes[0] != '{' || changes[changes_len - 1] != '}')
+		return false;
+	aa_put_char(out, '{');
+	while (cpos < changes_len - 1)
+	{
+		int			ck, ck_len, cv, cv_len;
+		int			rk, rk_len, rv, rv_len;
+
+		if (!next_member(changes, changes_len, &cpos, &ck, &ck_len, &cv, &cv_len))
+			return false;
+		do
+		{
+			if (!next_member(repr, repr_len, &rpos, &rk, &rk_len, &rv, &rv_len))
+				return false;	/* a changed column that the row lacks */
+		} while (rk_len != ck_len || memcmp(repr + rk, changes + ck, ck_len) != 0);
+		if (!first)
+			aa_put_char(out, ',');
+		first = false;
+		aa_put(out, changes + ck, ck_len);
+		aa_put_lit(out, ":{\"old\":");
+		aa_put(out, changes + cv, cv_len);
+		aa_put_lit(out, ",\"new\":");
+		aa_put(out, repr + rv, rv_len);
+		aa_put_char(out, '}');
+	}
+	aa_put_char(out, '}');
+	return true;
+}
+
+/*
  * Put together the event of a compact row into out (reset first).  False,
  * with *why set, if the row or its header cannot be read; the caller
  * reports it.
@@ -255,7 +340,12 @@ aa_assemble_row(AAEvent *ev, StringInfo out, const char **why)
 	if (repr_end + 1 < len)
 	{
 		aa_put_lit(out, ",\"changes\":");
-		aa_put(out, t + repr_end + 2, len - repr_end - 2);
+		if (!append_changes(out, t + repr, repr_end - repr + 1,
+							t + repr_end + 2, len - repr_end - 2))
+		{
+			*why = "Its changes do not match its row.";
+			return false;
+		}
 	}
 	aa_put_char(out, ',');
 	aa_put(out, h->text.data + h->tail, h->tail_len);

@@ -101,6 +101,32 @@ sub json_array_texts
 	return @el;
 }
 
+# The members of a JSON object's text: [key text, value text] each, as written.
+sub json_object_members
+{
+	my ($t) = @_;
+	(my $inner = $t) =~ s/^\{//;
+	return () if $inner eq '}';
+	my @m;
+	foreach my $el (json_array_texts("[$inner"))
+	{
+		$el =~ /^("(?:[^"\\]|\\.)*"):(.*)\z/s or die "not a member: $el";
+		push @m, [ $1, $2 ];
+	}
+	return @m;
+}
+
+# An UPDATE's "changes" from a compact row's old values and its row.
+sub full_changes
+{
+	my ($repr, $old) = @_;
+	my %new = map { $_->[0] => $_->[1] } json_object_members($repr);
+	return '{'
+	  . join(',', map { "$_->[0]:{\"old\":$_->[1],\"new\":" . ($new{ $_->[0] } // die "no $_->[0] in $repr") . '}' }
+		  json_object_members($old))
+	  . '}';
+}
+
 # The events in a list of WAL messages, as the writer delivers their text,
 # put together as README's "The WAL messages" tells a logical-decoding
 # consumer: a full-format event without its "sig" key; a compact row with
@@ -127,7 +153,7 @@ sub events_of_messages
 			my ($txid) = ($e[-1] =~ /^"([0-9]+):/) or die "row without sig: $m";
 			my $h = $header{"$txid:$e[-2]"} or die "row without its header: $m";
 			my ($ts, $type, $id, $repr) = @e[ 0 .. 3 ];
-			my $changes = @e == 7 ? ",\"changes\":$e[4]" : '';
+			my $changes = @e == 7 ? ',"changes":' . full_changes($repr, $e[4]) : '';
 			(my $tname = $type) =~ s/"//g;
 			my $idpart = $id eq 'null' ? '' : ' (id: ' . substr($id, 1, -1) . ')';
 			push @ev,
