@@ -75,6 +75,49 @@ reject_forged(XLogRecPtr lsn, const char *why)
 }
 
 /*
+ * Whether the record the reader holds is one of the trigger's signed
+ * messages: a transactional logical message with our prefix whose content
+ * carries this server's signature.  Then *data and *len are the signed text
+ * before its "sig" key and *txid the transaction it names.  Otherwise
+ * *why is NULL for a record that is not ours at all (not a logical message,
+ * another prefix) and says why a message with our prefix is rejected.
+ *
+ * It looks at the record alone, so that the first read of the WAL and the
+ * re-read of a spilled range recognize the same messages.
+ */
+bool
+aa_decode_message(XLogReaderState *reader, const char **data, Size *len,
+				  uint64 *txid, const char **why)
+{
+	xl_logical_message *msg;
+	size_t		body_len;
+
+	*why = NULL;
+	if (XLogRecGetRmid(reader) != RM_LOGICALMSG_ID ||
+		(XLogRecGetInfo(reader) & ~XLR_INFO_MASK) != XLOG_LOGICAL_MESSAGE)
+		return false;
+	msg = (xl_logical_message *) XLogRecGetData(reader);
+	if (msg->prefix_size != sizeof(AA_MESSAGE_PREFIX) ||
+		memcmp(msg->message, AA_MESSAGE_PREFIX, sizeof(AA_MESSAGE_PREFIX)) != 0)
+		return false;
+	/* the trigger writes only transactional, signed messages */
+	if (!msg->transactional)
+	{
+		*why = "It is not transactional.";
+		return false;
+	}
+	if (!aa_verify_event(msg->message + msg->prefix_size, msg->message_size,
+						 &body_len, txid))
+	{
+		*why = "It is not signed with this server's event key.";
+		return false;
+	}
+	*data = msg->message + msg->prefix_size;
+	*len = body_len;
+	return true;
+}
+
+/*
  * Order of the merge heap: binaryheap keeps the greatest element first,
  * so the part whose current event has the lowest LSN compares greatest.
  */
@@ -188,25 +231,16 @@ aa_decode_record(XLogReaderState *reader)
 
 	if (rmid == RM_LOGICALMSG_ID && info == XLOG_LOGICAL_MESSAGE)
 	{
-		xl_logical_message *msg = (xl_logical_message *) XLogRecGetData(reader);
-		size_t		body_len;
+		const char *body;
+		Size		body_len;
 		uint64		event_txid;
+		const char *why;
 
-		if (msg->prefix_size != sizeof(AA_MESSAGE_PREFIX) ||
-			memcmp(msg->message, AA_MESSAGE_PREFIX, sizeof(AA_MESSAGE_PREFIX)) != 0)
-			return;
-		/* the trigger writes only transactional, signed messages */
-		if (!msg->transactional ||
-			!aa_verify_event(msg->message + msg->prefix_size, msg->message_size,
-							 &body_len, &event_txid))
-		{
-			reject_forged(reader->ReadRecPtr, msg->transactional ?
-						  "It is not signed with this server's event key." :
-						  "It is not transactional.");
-			return;
-		}
-		aa_txn_add(XLogRecGetXid(reader), reader->ReadRecPtr, event_txid,
-					   msg->message + msg->prefix_size, body_len);
+		if (aa_decode_message(reader, &body, &body_len, &event_txid, &why))
+			aa_txn_add(XLogRecGetXid(reader), reader->ReadRecPtr, event_txid,
+					   body, body_len);
+		else if (why != NULL)
+			reject_forged(reader->ReadRecPtr, why);
 	}
 	else if (rmid == RM_XACT_ID)
 	{

@@ -113,6 +113,8 @@ extern void aa_cursor_next(AATxnCursor *c);
 extern void aa_cursor_end(AATxnCursor *c);
 
 /* decode.c: what a WAL record means for the stream */
+extern bool aa_decode_message(XLogReaderState *reader, const char **data,
+							  Size *len, uint64 *txid, const char **why);
 extern void aa_decode_record(XLogReaderState *reader);
 extern uint64 aa_decode_forged_count(void);
 
