@@ -25,6 +25,7 @@ OBJS = \
 	src/writer/gap.o \
 	src/writer/status.o \
 	src/writer/txnbuf.o \
+	src/writer/spill_scan.o \
 	src/writer/decode.o \
 	src/writer/deliver.o \
 	src/writer/worker_error.o \

@@ -9,7 +9,10 @@
  * looked at, so the writer's cost follows the audit volume, not the write
  * volume.  A message with our prefix that the trigger did not sign is
  * counted and reported, never delivered.  A commit delivers the events of
- * the transaction and its committed subtransactions, merged in WAL order.
+ * the transaction and its committed subtransactions, merged in WAL order;
+ * those that were dropped from memory past audit.writer_memory are read
+ * back from the WAL (spill_scan.c), recognized by the same function as on
+ * the first read (aa_decode_message).
  *
  * This file must not format lines nor write to a sink (deliver.c does).
  *
@@ -29,6 +32,17 @@
 #include "writer/writer.h"
 
 static uint64 forged_rejected = 0;
+
+/*
+ * One source of a commit's merge: a part's events in memory, or (scan set)
+ * the spilled events of all its parts, read back from the WAL.
+ */
+typedef struct MergeSource
+{
+	AATxnCursor mem;			/* when scan is NULL */
+	AASpillScan *scan;
+	AAEvent    *cur;			/* current event, NULL at the end */
+} MergeSource;
 
 /*
  * The full 64-bit id of a transaction that the WAL names by its 32-bit xid.
@@ -62,10 +76,17 @@ event_txid_matches(AAEvent *ev, uint64 top_full)
 	return ev->txid == top_full;
 }
 
-/* Count and report an event that must not be delivered. */
+/*
+ * Count and report a message that must not be delivered.  A rejection by
+ * the first read of the WAL (xid: the record's) is also noted in xid's
+ * buffer, so that reading a spilled range back takes exactly what the
+ * first read took (aa_txn_note_rejected); InvalidTransactionId when the
+ * event is rejected as its commit delivers.
+ */
 static void
-reject_forged(XLogRecPtr lsn, const char *why)
+reject_forged(TransactionId xid, XLogRecPtr lsn, const char *why)
 {
+	aa_txn_note_rejected(xid, lsn);
 	forged_rejected++;
 	ereport(WARNING,
 			(errmsg("activity_audit writer rejected a message with prefix \"%s\" at %X/%X that the audit trigger did not write",
@@ -83,7 +104,7 @@ reject_forged(XLogRecPtr lsn, const char *why)
  * another prefix) and says why a message with our prefix is rejected.
  *
  * It looks at the record alone, so that the first read of the WAL and the
- * re-read of a spilled range recognize the same messages.
+ * re-read of a spilled range (spill_scan.c) recognize the same messages.
  */
 bool
 aa_decode_message(XLogReaderState *reader, const char **data, Size *len,
@@ -119,14 +140,14 @@ aa_decode_message(XLogReaderState *reader, const char **data, Size *len,
 
 /*
  * Order of the merge heap: binaryheap keeps the greatest element first,
- * so the part whose current event has the lowest LSN compares greatest.
+ * so the source whose current event has the lowest LSN compares greatest.
  */
 static int
-part_cmp(Datum a, Datum b, void *arg)
+source_cmp(Datum a, Datum b, void *arg)
 {
-	AATxnCursor *parts = (AATxnCursor *) arg;
-	XLogRecPtr	lsn_a = parts[DatumGetInt32(a)].cur->lsn;
-	XLogRecPtr	lsn_b = parts[DatumGetInt32(b)].cur->lsn;
+	MergeSource *sources = (MergeSource *) arg;
+	XLogRecPtr	lsn_a = sources[DatumGetInt32(a)].cur->lsn;
+	XLogRecPtr	lsn_b = sources[DatumGetInt32(b)].cur->lsn;
 
 	if (lsn_a < lsn_b)
 		return 1;
@@ -135,55 +156,95 @@ part_cmp(Datum a, Datum b, void *arg)
 	return 0;
 }
 
+/* Move a merge source to its next event (cur NULL at the end). */
+static void
+source_next(MergeSource *src)
+{
+	if (src->scan)
+		src->cur = aa_spill_scan_next(src->scan);
+	else
+	{
+		aa_cursor_next(&src->mem);
+		src->cur = src->mem.cur;
+	}
+}
+
 /*
  * A commit: deliver the events of the transaction and its committed
  * subtransactions, merged in WAL order.  Events the stream already held at
  * start (a restart re-reads WAL) are skipped, by commit LSN and position.
- * The parts are merged through a binary heap on their current event's LSN
- * (as reorderbuffer.c's ReorderBufferIterTXNInit does): a scan of every
- * part per event would make a commit of thousands of subtransactions
- * quadratic.
+ *
+ * Each part's events in memory are one source of the merge; the spilled
+ * events of all parts, read back from the WAL in one pass (spill_scan.c),
+ * are one more.  The sources are merged through a binary heap on their
+ * current event's LSN (as reorderbuffer.c's ReorderBufferIterTXNInit
+ * does): a scan of every part per event would make a commit of thousands
+ * of subtransactions quadratic.
  */
 static void
 deliver_commit(TransactionId top, TransactionId *subxacts, int nsubxacts,
 			   XLogRecPtr commit_lsn, TimestampTz committed_at)
 {
-	AATxnCursor *parts = palloc(sizeof(AATxnCursor) * (nsubxacts + 1));
+	AATxn	  **parts = palloc(sizeof(AATxn *) * (nsubxacts + 1));
+	MergeSource *sources = palloc(sizeof(MergeSource) * (nsubxacts + 2));
+	AASpillScan *scan = NULL;
 	int			nparts = 0;
+	int			nsources = 0;
 	int			i;
 	int			index = 0;
 	bool		first = true;
+	bool		spilled = false;
 	AATxn	   *txn;
 	uint64		top_full;
-	AAReadAhead ra;
 	binaryheap *heap;
 
-	aa_readahead_init(&ra);
 	if ((txn = aa_txn_find(top)) != NULL)
-		aa_cursor_start(&parts[nparts++], txn, &ra);
+		parts[nparts++] = txn;
 	for (i = 0; i < nsubxacts; i++)
 		if ((txn = aa_txn_find(subxacts[i])) != NULL)
-			aa_cursor_start(&parts[nparts++], txn, &ra);
+			parts[nparts++] = txn;
 	if (nparts == 0)
 	{
 		pfree(parts);
+		pfree(sources);
 		return;
 	}
 
-	top_full = full_xid(top);
-	heap = binaryheap_allocate(nparts, part_cmp, parts);
 	for (i = 0; i < nparts; i++)
-		if (parts[i].cur != NULL)
+	{
+		MergeSource *src = &sources[nsources];
+
+		spilled |= parts[i]->nspilled > 0;
+		if (parts[i]->events == NIL)
+			continue;
+		src->scan = NULL;
+		aa_cursor_start(&src->mem, parts[i]);
+		src->cur = src->mem.cur;
+		nsources++;
+	}
+	if (spilled)
+	{
+		scan = aa_spill_scan_begin(top, parts, nparts);
+		sources[nsources].scan = scan;
+		sources[nsources].cur = aa_spill_scan_next(scan);
+		nsources++;
+	}
+
+	top_full = full_xid(top);
+	heap = binaryheap_allocate(nsources, source_cmp, sources);
+	for (i = 0; i < nsources; i++)
+		if (sources[i].cur != NULL)
 			binaryheap_add_unordered(heap, Int32GetDatum(i));
 	binaryheap_build(heap);
 
 	while (!binaryheap_empty(heap))
 	{
-		AATxnCursor *part = &parts[DatumGetInt32(binaryheap_first(heap))];
-		AAEvent    *ev = part->cur;
+		MergeSource *src = &sources[DatumGetInt32(binaryheap_first(heap))];
+		AAEvent    *ev = src->cur;
 
 		if (!event_txid_matches(ev, top_full))
-			reject_forged(ev->lsn, "It is signed, but for another transaction.");
+			reject_forged(InvalidTransactionId, ev->lsn,
+						  "It is signed, but for another transaction.");
 		else
 		{
 			index++;
@@ -193,19 +254,19 @@ deliver_commit(TransactionId top, TransactionId *subxacts, int nsubxacts,
 				first = false;
 			}
 		}
-		aa_cursor_next(part);
-		if (part->cur == NULL)
+		source_next(src);
+		if (src->cur == NULL)
 			(void) binaryheap_remove_first(heap);
 		else
 			binaryheap_replace_first(heap, binaryheap_first(heap));
 	}
 	binaryheap_free(heap);
+	if (scan)
+		aa_spill_scan_end(scan);
 	for (i = 0; i < nparts; i++)
-	{
-		aa_cursor_end(&parts[i]);
-		aa_txn_drop(parts[i].txn);
-	}
+		aa_txn_drop(parts[i]);
 	pfree(parts);
+	pfree(sources);
 }
 
 /* An abort: drop the events of the (sub)transaction and its children. */
@@ -240,7 +301,7 @@ aa_decode_record(XLogReaderState *reader)
 			aa_txn_add(XLogRecGetXid(reader), reader->ReadRecPtr, event_txid,
 					   body, body_len);
 		else if (why != NULL)
-			reject_forged(reader->ReadRecPtr, why);
+			reject_forged(XLogRecGetXid(reader), reader->ReadRecPtr, why);
 	}
 	else if (rmid == RM_XACT_ID)
 	{
