@@ -26,6 +26,7 @@ OBJS = \
 	src/writer/gap.o \
 	src/writer/status.o \
 	src/writer/txnbuf.o \
+	src/writer/spill_scan.o \
 	src/writer/decode.o \
 	src/writer/counters.o \
 	src/writer/format1.o \

@@ -285,8 +285,9 @@ aa_define_gucs(void)
 							NULL, &aa_rotation_age, 24 * 60, 0, INT_MAX / 60,
 							PGC_SIGHUP, GUC_UNIT_MIN, NULL, NULL, NULL);
 	DefineCustomIntVariable("audit.writer_memory",
-							"Memory the writer may use for events of open transactions before spilling them to disk.",
-							NULL, &aa_writer_memory, 64 * 1024, 64, INT_MAX / 1024,
+							"Memory the writer may use for events of open transactions.",
+							"Past it, the events of the largest open transaction are dropped from memory and read back from the WAL at its commit.",
+							&aa_writer_memory, 64 * 1024, 64, INT_MAX / 1024,
 							PGC_SIGHUP, GUC_UNIT_KB, NULL, NULL, NULL);
 	DefineCustomEnumVariable("audit.wal_format",
 							 "Shape of the audit messages in the WAL: compact or full.",

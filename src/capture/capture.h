@@ -121,6 +121,7 @@ typedef struct AARelInfo
 	Oid			hdr_role;
 	uint64		hdr_serial;		/* event.c's header count at the time */
 	uint64		hdr_counter;	/* its message number */
+	int			hdr_rows;		/* rows that refer to it */
 	char	   *hdr_appname;	/* application_name then (in mcxt) */
 } AARelInfo;
 

@@ -445,7 +445,8 @@ write_event(StringInfo buf)
  * Whether the relation's last header still describes what a row written
  * now shares: the same (sub)transaction, context, role and
  * application_name, and few enough headers since for the writer to still
- * hold it (AA_HEADER_WINDOW).
+ * hold it (AA_HEADER_WINDOW), and not too many rows on it already
+ * (AA_HEADER_ROWS).
  */
 static bool
 header_current(AARelInfo *ri, uint64 txid)
@@ -457,6 +458,7 @@ header_current(AARelInfo *ri, uint64 txid)
 		ri->hdr_generation == aa_context_generation &&
 		ri->hdr_role == GetUserId() &&
 		headers_written - ri->hdr_serial < AA_HEADER_WINDOW &&
+		ri->hdr_rows < AA_HEADER_ROWS &&
 		strcmp(ri->hdr_appname, app) == 0;
 }
 
@@ -474,7 +476,10 @@ current_header(AARelInfo *ri, uint64 txid)
 	uint64		number;
 
 	if (header_current(ri, txid))
+	{
+		ri->hdr_rows++;
 		return ri->hdr_counter;
+	}
 
 	if (buf->maxlen > 1024 * 1024)
 	{
@@ -500,6 +505,7 @@ current_header(AARelInfo *ri, uint64 txid)
 	ri->hdr_role = GetUserId();
 	ri->hdr_serial = headers_written++;
 	ri->hdr_counter = number;
+	ri->hdr_rows = 1;
 	if (ri->hdr_appname == NULL || strcmp(ri->hdr_appname, app) != 0)
 	{
 		if (ri->hdr_appname)

@@ -55,4 +55,11 @@
 /* How many headers back a row may refer to. */
 #define AA_HEADER_WINDOW	16
 
+/*
+ * How many rows may refer to one header: a loss of WAL (max_slot_wal_keep_size)
+ * that takes a header makes at most this many of the rows after it
+ * impossible to put together.
+ */
+#define AA_HEADER_ROWS		1000
+
 #endif							/* AA_MESSAGE_H */

@@ -282,7 +282,7 @@ aa_assemble_row(AAEvent *ev, StringInfo out, const char **why)
 			h = &headers[i];
 	if (h == NULL || !h->valid)
 	{
-		*why = h == NULL ? "It refers to a header that is not among the transaction's last ones." :
+		*why = h == NULL ? "It refers to a header that is not among the transaction's last ones: it was in WAL that was lost (see the gap line before), or this is a bug." :
 			"Its header could not be read.";
 		return false;
 	}

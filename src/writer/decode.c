@@ -10,8 +10,11 @@
  * volume.  A message with our prefix that the trigger did not sign, or
  * whose signature was used before (counters.c), is counted and reported,
  * never delivered.  A commit delivers the events of the transaction and
- * its committed subtransactions, merged in WAL order; compact rows are
- * put together with their headers on the way (assemble.c).
+ * its committed subtransactions, merged in WAL order; those that were
+ * dropped from memory past audit.writer_memory are read back from the WAL
+ * (spill_scan.c), recognized by the same function as on the first read
+ * (aa_decode_message); compact rows are put together with their headers on
+ * the way (assemble.c).
  *
  * This file must not format lines nor write to a sink (deliver.c does).
  *
@@ -34,6 +37,17 @@
 
 static uint64 forged_rejected = 0;
 static StringInfoData event_text;	/* a compact row's event, put together */
+
+/*
+ * One source of a commit's merge: a part's events in memory, or (scan set)
+ * the spilled events of all its parts, read back from the WAL.
+ */
+typedef struct MergeSource
+{
+	AATxnCursor mem;			/* when scan is NULL */
+	AASpillScan *scan;
+	AAEvent    *cur;			/* current event, NULL at the end */
+} MergeSource;
 
 /*
  * The full 64-bit id of a transaction that the WAL names by its 32-bit xid.
@@ -67,10 +81,17 @@ event_txid_matches(AAEvent *ev, uint64 top_full)
 	return ev->txid == top_full;
 }
 
-/* Count and report an event that must not be delivered. */
+/*
+ * Count and report a message that must not be delivered.  A rejection by
+ * the first read of the WAL (xid: the record's) is also noted in xid's
+ * buffer, so that reading a spilled range back takes exactly what the
+ * first read took (aa_txn_note_rejected); InvalidTransactionId when the
+ * event is rejected as its commit delivers.
+ */
 static void
-reject_forged(XLogRecPtr lsn, const char *why)
+reject_forged(TransactionId xid, XLogRecPtr lsn, const char *why)
 {
+	aa_txn_note_rejected(xid, lsn);
 	forged_rejected++;
 	ereport(WARNING,
 			(errmsg("activity_audit writer rejected a message with prefix \"%s\" at %X/%X that the audit trigger did not write",
@@ -79,16 +100,17 @@ reject_forged(XLogRecPtr lsn, const char *why)
 			 errhint("Messages with this prefix are reserved for activity_audit; it is not delivered.")));
 }
 
+
 /*
  * Order of the merge heap: binaryheap keeps the greatest element first,
- * so the part whose current event has the lowest LSN compares greatest.
+ * so the source whose current event has the lowest LSN compares greatest.
  */
 static int
-part_cmp(Datum a, Datum b, void *arg)
+source_cmp(Datum a, Datum b, void *arg)
 {
-	AATxnCursor *parts = (AATxnCursor *) arg;
-	XLogRecPtr	lsn_a = parts[DatumGetInt32(a)].cur->lsn;
-	XLogRecPtr	lsn_b = parts[DatumGetInt32(b)].cur->lsn;
+	MergeSource *sources = (MergeSource *) arg;
+	XLogRecPtr	lsn_a = sources[DatumGetInt32(a)].cur->lsn;
+	XLogRecPtr	lsn_b = sources[DatumGetInt32(b)].cur->lsn;
 
 	if (lsn_a < lsn_b)
 		return 1;
@@ -97,40 +119,79 @@ part_cmp(Datum a, Datum b, void *arg)
 	return 0;
 }
 
+/* Move a merge source to its next event (cur NULL at the end). */
+static void
+source_next(MergeSource *src)
+{
+	if (src->scan)
+		src->cur = aa_spill_scan_next(src->scan);
+	else
+	{
+		aa_cursor_next(&src->mem);
+		src->cur = src->mem.cur;
+	}
+}
+
 /*
  * A commit: deliver the events of the transaction and its committed
  * subtransactions, merged in WAL order.  Events the stream already held at
  * start (a restart re-reads WAL) are skipped, by commit LSN and position.
- * The parts are merged through a binary heap on their current event's LSN
- * (as reorderbuffer.c's ReorderBufferIterTXNInit does): a scan of every
- * part per event would make a commit of thousands of subtransactions
- * quadratic.
+ *
+ * Each part's events in memory are one source of the merge; the spilled
+ * events of all parts, read back from the WAL in one pass (spill_scan.c),
+ * are one more.  The sources are merged through a binary heap on their
+ * current event's LSN (as reorderbuffer.c's ReorderBufferIterTXNInit
+ * does): a scan of every part per event would make a commit of thousands
+ * of subtransactions quadratic.
  */
 static void
 deliver_commit(TransactionId top, TransactionId *subxacts, int nsubxacts,
 			   XLogRecPtr commit_lsn, TimestampTz committed_at)
 {
-	AATxnCursor *parts = palloc(sizeof(AATxnCursor) * (nsubxacts + 1));
+	AATxn	  **parts = palloc(sizeof(AATxn *) * (nsubxacts + 1));
+	MergeSource *sources = palloc(sizeof(MergeSource) * (nsubxacts + 2));
+	AASpillScan *scan = NULL;
 	int			nparts = 0;
+	int			nsources = 0;
 	int			i;
 	int			index = 0;
 	bool		first = true;
+	bool		spilled = false;
 	AATxn	   *txn;
 	uint64		top_full;
-	AAReadAhead ra;
 	binaryheap *heap;
 	const char *why;
 
-	aa_readahead_init(&ra);
 	if ((txn = aa_txn_find(top)) != NULL)
-		aa_cursor_start(&parts[nparts++], txn, &ra);
+		parts[nparts++] = txn;
 	for (i = 0; i < nsubxacts; i++)
 		if ((txn = aa_txn_find(subxacts[i])) != NULL)
-			aa_cursor_start(&parts[nparts++], txn, &ra);
+			parts[nparts++] = txn;
 	if (nparts == 0)
 	{
 		pfree(parts);
+		pfree(sources);
 		return;
+	}
+
+	for (i = 0; i < nparts; i++)
+	{
+		MergeSource *src = &sources[nsources];
+
+		spilled |= parts[i]->nspilled > 0;
+		if (parts[i]->events == NIL)
+			continue;
+		src->scan = NULL;
+		aa_cursor_start(&src->mem, parts[i]);
+		src->cur = src->mem.cur;
+		nsources++;
+	}
+	if (spilled)
+	{
+		scan = aa_spill_scan_begin(top, parts, nparts);
+		sources[nsources].scan = scan;
+		sources[nsources].cur = aa_spill_scan_next(scan);
+		nsources++;
 	}
 
 	top_full = full_xid(top);
@@ -142,19 +203,20 @@ deliver_commit(TransactionId top, TransactionId *subxacts, int nsubxacts,
 		MemoryContextSwitchTo(old);
 	}
 	aa_assemble_begin();
-	heap = binaryheap_allocate(nparts, part_cmp, parts);
-	for (i = 0; i < nparts; i++)
-		if (parts[i].cur != NULL)
+	heap = binaryheap_allocate(nsources, source_cmp, sources);
+	for (i = 0; i < nsources; i++)
+		if (sources[i].cur != NULL)
 			binaryheap_add_unordered(heap, Int32GetDatum(i));
 	binaryheap_build(heap);
 
 	while (!binaryheap_empty(heap))
 	{
-		AATxnCursor *part = &parts[DatumGetInt32(binaryheap_first(heap))];
-		AAEvent    *ev = part->cur;
+		MergeSource *src = &sources[DatumGetInt32(binaryheap_first(heap))];
+		AAEvent    *ev = src->cur;
 
 		if (!event_txid_matches(ev, top_full))
-			reject_forged(ev->lsn, "It is signed, but for another transaction.");
+			reject_forged(InvalidTransactionId, ev->lsn,
+						  "It is signed, but for another transaction.");
 		else if (ev->kind == AA_MSG_HEADER)
 			aa_assemble_header(ev);
 		else if (ev->kind == AA_MSG_ROW && !aa_assemble_row(ev, &event_text, &why))
@@ -162,7 +224,7 @@ deliver_commit(TransactionId top, TransactionId *subxacts, int nsubxacts,
 					(errmsg("activity_audit writer cannot put together the event at %X/%X",
 							LSN_FORMAT_ARGS(ev->lsn)),
 					 errdetail("%s", why),
-					 errhint("This is a bug in activity_audit; the event is not delivered.")));
+					 errhint("The event is not delivered.  Unless WAL was lost, this is a bug in activity_audit; please report it.")));
 		else
 		{
 			index++;
@@ -177,19 +239,19 @@ deliver_commit(TransactionId top, TransactionId *subxacts, int nsubxacts,
 				first = false;
 			}
 		}
-		aa_cursor_next(part);
-		if (part->cur == NULL)
+		source_next(src);
+		if (src->cur == NULL)
 			(void) binaryheap_remove_first(heap);
 		else
 			binaryheap_replace_first(heap, binaryheap_first(heap));
 	}
 	binaryheap_free(heap);
+	if (scan)
+		aa_spill_scan_end(scan);
 	for (i = 0; i < nparts; i++)
-	{
-		aa_cursor_end(&parts[i]);
-		aa_txn_drop(parts[i].txn);
-	}
+		aa_txn_drop(parts[i]);
 	pfree(parts);
+	pfree(sources);
 }
 
 /* An abort: drop the events of the (sub)transaction and its children. */
@@ -244,64 +306,79 @@ row_header_number(const char *body, size_t len, uint64 *number, size_t *row_len)
 	return true;
 }
 
+
 /*
- * One of our messages: verify its signature and its number, tell its kind
- * (common/message.h) and keep it for its transaction.
+ * Whether a WAL record is one of our messages with a valid signature, and
+ * what it is (common/message.h), into *m; the same on the first read and
+ * when spilled events are read back (spill_scan.c), so both recognize the
+ * same messages.  *why is set when it has our prefix but is not to be
+ * delivered, NULL when it is not ours at all.  Whether its number was used
+ * before is the first read's to check (counters.c).
  */
-static void
-file_message(XLogReaderState *reader, xl_logical_message *msg)
+bool
+aa_decode_message(XLogReaderState *reader, AAMessage *m, const char **why)
 {
-	const char *data = msg->message + msg->prefix_size;
-	size_t		len = msg->message_size;
-	XLogRecPtr	lsn = reader->ReadRecPtr;
+	xl_logical_message *msg;
+	const char *data;
+	size_t		len;
 	AASignature sig;
-	AAMessageKind kind;
-	uint64		number = 0;
 	size_t		keep;
+
+	*why = NULL;
+	if (XLogRecGetRmid(reader) != RM_LOGICALMSG_ID ||
+		(XLogRecGetInfo(reader) & ~XLR_INFO_MASK) != XLOG_LOGICAL_MESSAGE)
+		return false;
+	msg = (xl_logical_message *) XLogRecGetData(reader);
+	if (msg->prefix_size != sizeof(AA_MESSAGE_PREFIX) ||
+		memcmp(msg->message, AA_MESSAGE_PREFIX, sizeof(AA_MESSAGE_PREFIX)) != 0)
+		return false;
+	data = msg->message + msg->prefix_size;
+	len = msg->message_size;
 
 	/* the trigger writes only transactional, signed messages */
 	if (!msg->transactional)
 	{
-		reject_forged(lsn, "It is not transactional.");
-		return;
+		*why = "It is not transactional.";
+		return false;
 	}
 	if (!aa_verify_message(data, len, &sig))
 	{
-		reject_forged(lsn, "It is not signed with this server's event key.");
-		return;
+		*why = "It is not signed with this server's event key.";
+		return false;
 	}
 	keep = sig.body_len;
+	m->version = sig.version;
+	m->txid = sig.txid;
+	m->counter = sig.counter;
+	m->number = 0;
 	if (sig.version == 1)
 	{
-		if (!aa_format1_allowed(lsn))
+		if (!aa_format1_allowed(reader->ReadRecPtr))
 		{
-			reject_forged(lsn, "It is in the format of release 0.1 but was written after the upgrade.");
-			return;
+			*why = "It is in the format of release 0.1 but was written after the upgrade.";
+			return false;
 		}
-		kind = AA_MSG_EVENT;
-	}
-	else if (!aa_counter_accept(sig.txid, sig.counter, lsn))
-	{
-		reject_forged(lsn, "Its signature was used before: it is a copy of another message's.");
-		return;
+		m->kind = AA_MSG_EVENT;
 	}
 	else if (!sig.in_array && strncmp(data, AA_EVENT_OPEN, sizeof(AA_EVENT_OPEN) - 1) == 0 &&
 			 event_names_txid(data, keep, sig.txid))
-		kind = AA_MSG_EVENT;
+		m->kind = AA_MSG_EVENT;
 	else if (!sig.in_array && strncmp(data, AA_HEADER_OPEN, sizeof(AA_HEADER_OPEN) - 1) == 0)
 	{
-		kind = AA_MSG_HEADER;
-		number = sig.counter;
+		m->kind = AA_MSG_HEADER;
+		m->number = sig.counter;
 	}
 	else if (sig.in_array && strncmp(data, AA_ROW_OPEN, sizeof(AA_ROW_OPEN) - 1) == 0 &&
-			 row_header_number(data, keep, &number, &keep))
-		kind = AA_MSG_ROW;
+			 row_header_number(data, keep, &m->number, &keep))
+		m->kind = AA_MSG_ROW;
 	else
 	{
-		reject_forged(lsn, "It is signed, but is no message the audit trigger writes.");
-		return;
+		*why = "It is signed, but is no message the audit trigger writes.";
+		return false;
 	}
-	aa_txn_add(XLogRecGetXid(reader), lsn, sig.txid, kind, number, data, keep);
+	m->data = data;
+	m->len = keep;
+	return true;
 }
 
 /* Look at one WAL record. */
@@ -313,12 +390,21 @@ aa_decode_record(XLogReaderState *reader)
 
 	if (rmid == RM_LOGICALMSG_ID && info == XLOG_LOGICAL_MESSAGE)
 	{
-		xl_logical_message *msg = (xl_logical_message *) XLogRecGetData(reader);
+		AAMessage	m;
+		const char *why;
 
-		if (msg->prefix_size != sizeof(AA_MESSAGE_PREFIX) ||
-			memcmp(msg->message, AA_MESSAGE_PREFIX, sizeof(AA_MESSAGE_PREFIX)) != 0)
-			return;
-		file_message(reader, msg);
+		if (!aa_decode_message(reader, &m, &why))
+		{
+			if (why != NULL)
+				reject_forged(XLogRecGetXid(reader), reader->ReadRecPtr, why);
+		}
+		/* the first read alone sees every number; the reread skips rejects */
+		else if (m.version == 2 &&
+				 !aa_counter_accept(m.txid, m.counter, reader->ReadRecPtr))
+			reject_forged(XLogRecGetXid(reader), reader->ReadRecPtr,
+						  "Its signature was used before: it is a copy of another message's.");
+		else
+			aa_txn_add(XLogRecGetXid(reader), reader->ReadRecPtr, &m);
 	}
 	else if (rmid == RM_XACT_ID)
 	{

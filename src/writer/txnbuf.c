@@ -6,14 +6,20 @@
  *
  * Buffers are keyed by the xid that wrote the events, subtransactions
  * included; a commit merges its parts (decode.c).  Past audit.writer_memory
- * the largest buffer's events spill to a file of its own under
- * pg_activity_audit/spill (as PostgreSQL's reorderbuffer spills its
- * largest transaction), read back at commit in large pieces through a
- * fixed read-ahead however many parts the commit merges, so a transaction
- * of millions of rows or subtransactions does not make the writer grow
- * with it and the small transactions around it stay in memory.  Spill
- * files are private to one run of the writer: after a restart the WAL is
- * read again.
+ * the largest buffer's events are dropped from memory (as PostgreSQL's
+ * reorderbuffer spills its largest transaction), and only their range in
+ * the WAL and their count are kept: at the commit they are read back from
+ * the WAL (spill_scan.c), which the writer's slot keeps anyway from the
+ * oldest open transaction's first event on.  So a transaction of millions
+ * of rows or subtransactions neither makes the writer grow with it nor
+ * writes a copy of its events to disk, and the small transactions around
+ * it stay in memory.
+ *
+ * Because all of a buffer's events in memory go when it is spilled, its
+ * spilled events are always a prefix of its events in WAL order: the range
+ * from its first event to the last one dropped.  What the first read of
+ * the WAL rejected inside that range is remembered per buffer, so that
+ * reading it back takes exactly what the first read took.
  *
  * This file must not decide what is delivered; it only keeps events.
  *
@@ -21,12 +27,8 @@
  */
 #include "postgres.h"
 
-#include <fcntl.h>
 #include <unistd.h>
 
-#include "lib/stringinfo.h"
-#include "miscadmin.h"
-#include "pgstat.h"
 #include "storage/fd.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
@@ -34,19 +36,15 @@
 #include "guc.h"
 #include "writer/writer.h"
 
-/*
- * Read-ahead of spilled events at a commit: AA_READAHEAD_BUFFERS buffers
- * of AA_READAHEAD_SIZE bytes at most (256 kB) shared by all its parts,
- * however many subtransactions it merges.
- */
-#define AA_READAHEAD_SIZE		(32 * 1024)
-#define AA_READAHEAD_BUFFERS	8
+/* Where earlier versions of the writer spilled events to files. */
+#define AA_OLD_SPILL_DIR	AA_STATE_DIR "/spill"
 
 /* The buffers, keyed by xid, and the memory their events use. */
 static HTAB *txns = NULL;
 static MemoryContext txn_cxt = NULL;
 static Size buffered_bytes = 0;	/* events of open transactions in memory */
-static uint64 spilled_bytes = 0;
+static uint64 spilled_bytes = 0;	/* events of open transactions not in
+									 * memory, to be read back from the WAL */
 
 /*
  * The buffers holding events in memory, as a binary max-heap on mem_bytes
@@ -159,7 +157,10 @@ aa_txns_count(void)
 	return (int) hash_get_num_entries(txns);
 }
 
-/* Bytes of events spilled to disk since the worker started. */
+/*
+ * Bytes of events of open transactions that are not held in memory and
+ * are to be read back from the WAL at their commit, for writer_status().
+ */
 uint64
 aa_txns_spilled_bytes(void)
 {
@@ -182,63 +183,42 @@ aa_txn_drop(AATxn *txn)
 	foreach(lc, txn->events)
 		pfree(lfirst(lc));
 	list_free(txn->events);
+	if (txn->rejected)
+		pfree(txn->rejected);
 	buffered_bytes -= txn->mem_bytes;
+	spilled_bytes -= txn->spill_bytes;
 	if (txn->size_index >= 0)
 		by_size_delete(txn);
-	if (txn->spill >= 0)
-	{
-		char		path[MAXPGPATH];
-
-		FileClose(txn->spill);
-		snprintf(path, sizeof(path), AA_STATE_DIR "/spill/%u.spill", txn->xid);
-		unlink(path);
-	}
 	hash_search(txns, &txn->xid, HASH_REMOVE, NULL);
 }
 
 /*
- * Move a transaction's events from memory to its spill file, so that a
- * transaction of millions of rows does not make the writer grow with it.
- * The file is private to the writer and rebuilt from WAL after a restart.
- * Spill files are virtual file descriptors: thousands of spilled
- * subtransactions (a PL/pgSQL loop with an exception block per row) share
- * the process's real descriptors instead of running out of them.
+ * Drop a transaction's events from memory, keeping only where they are in
+ * the WAL and how many there are, so that a transaction of millions of
+ * rows does not make the writer grow with it; its commit reads them back
+ * from the WAL (spill_scan.c).  All of its events in memory go, so what is
+ * not in memory stays one range from its first event on, however often it
+ * is spilled.
  */
 static void
 spill_txn(AATxn *txn)
 {
 	ListCell   *lc;
-	StringInfoData buf;
 
-	if (txn->spill < 0)
-	{
-		char		path[MAXPGPATH];
-
-		snprintf(path, sizeof(path), AA_STATE_DIR "/spill/%u.spill", txn->xid);
-		txn->spill = PathNameOpenFile(path, O_RDWR | O_CREAT | O_TRUNC | PG_BINARY);
-		if (txn->spill < 0)
-			ereport(ERROR,
-					(errcode_for_file_access(),
-					 errmsg("could not create spill file \"%s\": %m", path)));
-		txn->spill_size = 0;
-	}
-	initStringInfo(&buf);
+	Assert(txn->events != NIL);
+	if (XLogRecPtrIsInvalid(txn->spill_start))
+		txn->spill_start = ((AAEvent *) linitial(txn->events))->lsn;
+	Assert(txn->spill_start == txn->first_lsn);
 	foreach(lc, txn->events)
 	{
 		AAEvent    *ev = lfirst(lc);
 
-		appendBinaryStringInfo(&buf, (char *) ev, offsetof(AAEvent, data) + ev->len);
+		txn->spill_end = ev->lsn;
+		txn->spill_bytes += ev->len;
 		spilled_bytes += ev->len;
 		txn->nspilled++;
 		pfree(ev);
 	}
-	if (FileWrite(txn->spill, buf.data, buf.len, txn->spill_size,
-				  PG_WAIT_EXTENSION) != buf.len)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not write spill file of transaction %u: %m", txn->xid)));
-	txn->spill_size += buf.len;
-	pfree(buf.data);
 	list_free(txn->events);
 	txn->events = NIL;
 	buffered_bytes -= txn->mem_bytes;
@@ -247,215 +227,60 @@ spill_txn(AATxn *txn)
 	by_size_delete(txn);
 }
 
-/*
- * Prepare the read-ahead of one commit's cursors.  Their buffers are
- * allocated in the current context, so an error frees them with it.
- */
+/* Position a cursor on a transaction's first event in memory. */
 void
-aa_readahead_init(AAReadAhead *ra)
+aa_cursor_start(AATxnCursor *c, AATxn *txn)
 {
-	ra->cxt = CurrentMemoryContext;
-	dlist_init(&ra->holders);
-	ra->nbuffers = 0;
-}
-
-/*
- * Read n bytes of the spill file at file_pos straight into dst: for the
- * first event of each part (most parts of a commit of many
- * subtransactions wait long before their turn) and for pieces as large as
- * a read-ahead buffer.
- */
-static void
-spill_read(AATxnCursor *c, char *dst, int n)
-{
-	while (n > 0)
-	{
-		int			r = FileRead(c->txn->spill, dst, n, c->file_pos,
-								 PG_WAIT_EXTENSION);
-
-		if (r <= 0)
-			ereport(ERROR,
-					(errcode_for_file_access(),
-					 errmsg("could not read spill file of transaction %u: %m", c->txn->xid)));
-		dst += r;
-		n -= r;
-		c->file_pos += r;
-	}
-}
-
-/*
- * Give a cursor a read-ahead buffer: a new one while the commit has fewer
- * than AA_READAHEAD_BUFFERS, else the one filled least recently, whose
- * unread bytes its cursor reads again when its turn comes.  So a commit
- * merging thousands of spilled subtransactions holds a fixed amount of
- * read-ahead, and the parts being read still read in large pieces.
- */
-static void
-cursor_take_buffer(AATxnCursor *c)
-{
-	AAReadAhead *ra = c->ra;
-
-	if (ra->nbuffers < AA_READAHEAD_BUFFERS)
-	{
-		c->rbuf = MemoryContextAlloc(ra->cxt, AA_READAHEAD_SIZE);
-		ra->nbuffers++;
-	}
-	else
-	{
-		AATxnCursor *victim = dlist_container(AATxnCursor, rbuf_node,
-											  dlist_pop_head_node(&ra->holders));
-
-		victim->file_pos -= victim->rbuf_len - victim->rbuf_pos;
-		c->rbuf = victim->rbuf;
-		victim->rbuf = NULL;
-		victim->rbuf_len = victim->rbuf_pos = 0;
-	}
-	dlist_push_tail(&ra->holders, &c->rbuf_node);
-}
-
-/* Give back a cursor's buffer: its spill file is read, or it ends. */
-static void
-cursor_release_buffer(AATxnCursor *c)
-{
-	if (c->rbuf == NULL)
-		return;
-	dlist_delete(&c->rbuf_node);
-	pfree(c->rbuf);
-	c->rbuf = NULL;
-	c->rbuf_len = c->rbuf_pos = 0;
-	c->ra->nbuffers--;
-}
-
-/*
- * Copy the next n bytes of a cursor's spill file to dst, through its
- * read-ahead buffer, refilled in pieces of AA_READAHEAD_SIZE; without
- * read-ahead (readahead false, or a piece that large) straight from the
- * file, so that a large event never needs a larger buffer.
- */
-static void
-cursor_read(AATxnCursor *c, char *dst, int n, bool readahead)
-{
-	while (n > 0)
-	{
-		int			avail = c->rbuf_len - c->rbuf_pos;
-		off_t		left;
-
-		if (avail > 0)
-		{
-			int			k = Min(avail, n);
-
-			memcpy(dst, c->rbuf + c->rbuf_pos, k);
-			c->rbuf_pos += k;
-			dst += k;
-			n -= k;
-			continue;
-		}
-		if (!readahead || n >= AA_READAHEAD_SIZE)
-		{
-			spill_read(c, dst, n);
-			return;
-		}
-		if (c->rbuf == NULL)
-			cursor_take_buffer(c);
-		else
-			dlist_move_tail(&c->ra->holders, &c->rbuf_node);
-		left = c->txn->spill_size - c->file_pos;
-		c->rbuf_pos = 0;
-		c->rbuf_len = FileRead(c->txn->spill, c->rbuf,
-							   (int) Min(left, (off_t) AA_READAHEAD_SIZE),
-							   c->file_pos, PG_WAIT_EXTENSION);
-		if (c->rbuf_len <= 0)
-		{
-			c->rbuf_len = 0;
-			ereport(ERROR,
-					(errcode_for_file_access(),
-					 errmsg("could not read spill file of transaction %u: %m", c->txn->xid)));
-		}
-		c->file_pos += c->rbuf_len;
-	}
-}
-
-/*
- * Move a cursor to the transaction's next event (cur NULL at the end);
- * readahead as for cursor_read.
- */
-static void
-cursor_advance(AATxnCursor *c, bool readahead)
-{
-	if (c->owned)
-	{
-		pfree(c->owned);
-		c->owned = NULL;
-	}
-	if (c->file_left > 0)
-	{
-		AAEvent		head;
-		int			hlen = offsetof(AAEvent, data);
-
-		cursor_read(c, (char *) &head, hlen, readahead);
-		c->owned = palloc(hlen + head.len + 1);
-		memcpy(c->owned, &head, hlen);
-		cursor_read(c, c->owned->data, head.len, readahead);
-		c->owned->data[head.len] = '\0';
-		if (--c->file_left == 0)
-			cursor_release_buffer(c);
-		c->cur = c->owned;
-		return;
-	}
-	if (c->lc)
-	{
-		c->cur = lfirst(c->lc);
-		c->lc = lnext(c->txn->events, c->lc);
-		return;
-	}
-	c->cur = NULL;
+	c->txn = txn;
+	c->lc = list_head(txn->events);
+	aa_cursor_next(c);
 }
 
 /* Move a cursor to the transaction's next event (cur NULL at the end). */
 void
 aa_cursor_next(AATxnCursor *c)
 {
-	cursor_advance(c, true);
+	if (c->lc == NULL)
+	{
+		c->cur = NULL;
+		return;
+	}
+	c->cur = lfirst(c->lc);
+	c->lc = lnext(c->txn->events, c->lc);
 }
 
 /*
- * Position a cursor on a transaction's first event.  That one is read
- * without read-ahead: a commit may start thousands of cursors, and most
- * wait long before their turn.
+ * Make ev (of AA_EVENT_SIZE(m->len) bytes) the buffered form of a message
+ * as decode.c classified it (see AAEvent): an event's signed text before
+ * its "sig" key is closed again with a brace.  Messages kept in memory and
+ * messages read back from the WAL are made here alike, so both deliver the
+ * same text.
  */
 void
-aa_cursor_start(AATxnCursor *c, AATxn *txn, AAReadAhead *ra)
+aa_event_fill(AAEvent *ev, XLogRecPtr lsn, const AAMessage *m)
 {
-	c->txn = txn;
-	c->ra = ra;
-	c->file_left = txn->nspilled;
-	c->file_pos = 0;
-	c->rbuf = NULL;
-	c->rbuf_len = c->rbuf_pos = 0;
-	c->lc = list_head(txn->events);
-	c->cur = NULL;
-	c->owned = NULL;
-	cursor_advance(c, false);
-}
+	Size		len = m->len;
 
-/* Release what a cursor read ahead. */
-void
-aa_cursor_end(AATxnCursor *c)
-{
-	if (c->owned)
-		pfree(c->owned);
-	c->owned = NULL;
-	cursor_release_buffer(c);
+	ev->lsn = lsn;
+	ev->txid = m->txid;
+	ev->kind = m->kind;
+	ev->number = m->number;
+	memcpy(ev->data, m->data, len);
+	if (m->kind == AA_MSG_EVENT)
+	{
+		/* the event's closing brace, which its signature replaced */
+		ev->data[len++] = '}';
+	}
+	ev->len = len;
+	ev->data[len] = '\0';
 }
 
 /*
  * Keep one of our messages until its transaction ends, as decode.c has
- * classified it (see AAEvent): an event's signed text before its "sig"
- * key is closed again with a brace.
+ * classified it (see AAEvent).
  */
 void
-aa_txn_add(TransactionId xid, XLogRecPtr lsn, uint64 event_txid,
-		   AAMessageKind kind, uint64 number, const char *data, Size len)
+aa_txn_add(TransactionId xid, XLogRecPtr lsn, const AAMessage *m)
 {
 	AATxn	   *txn;
 	AAEvent    *ev;
@@ -469,25 +294,18 @@ aa_txn_add(TransactionId xid, XLogRecPtr lsn, uint64 event_txid,
 		txn->first_lsn = lsn;
 		txn->events = NIL;
 		txn->mem_bytes = 0;
-		txn->spill = -1;
-		txn->spill_size = 0;
+		txn->spill_start = InvalidXLogRecPtr;
+		txn->spill_end = InvalidXLogRecPtr;
 		txn->nspilled = 0;
+		txn->spill_bytes = 0;
+		txn->rejected = NULL;
+		txn->nrejected = 0;
+		txn->maxrejected = 0;
 		txn->size_index = -1;
 	}
 	old = MemoryContextSwitchTo(txn_cxt);
-	ev = palloc(offsetof(AAEvent, data) + len + 2);
-	ev->lsn = lsn;
-	ev->txid = event_txid;
-	ev->kind = kind;
-	ev->number = number;
-	memcpy(ev->data, data, len);
-	if (kind == AA_MSG_EVENT)
-	{
-		/* the event's closing brace, which its signature replaced */
-		ev->data[len++] = '}';
-	}
-	ev->len = len;
-	ev->data[len] = '\0';
+	ev = palloc(AA_EVENT_SIZE(m->len));
+	aa_event_fill(ev, lsn, m);
 	txn->events = lappend(txn->events, ev);
 	MemoryContextSwitchTo(old);
 	/* count what the allocation really takes, so the limit is the memory */
@@ -501,15 +319,43 @@ aa_txn_add(TransactionId xid, XLogRecPtr lsn, uint64 event_txid,
 
 	/*
 	 * Over the limit, spill the largest buffer, not this one: one big
-	 * transaction then goes to disk in large pieces while the small ones
-	 * around it stay in memory, instead of each small transaction that
-	 * happens to cross the limit getting a spill file of its own.
+	 * transaction then leaves memory in large pieces while the small ones
+	 * around it stay, instead of each small transaction that happens to
+	 * cross the limit having to be read back from the WAL.
 	 */
 	while (buffered_bytes > (Size) aa_writer_memory * 1024)
 	{
 		Assert(by_size_len > 0);
 		spill_txn(by_size[0]);
 	}
+}
+
+/*
+ * A message with our prefix of xid at lsn that the first read of the WAL
+ * rejected (decode.c).  The re-read of a spilled range recognizes our
+ * messages by what they are alone (aa_decode_message); a message rejected
+ * for what came before it in its transaction would look acceptable to
+ * it, so it skips the LSNs noted here instead.  Only a transaction that
+ * has a buffer can have a spilled range around lsn (its range starts at
+ * its first event), so nothing is noted for others.  8 bytes a message,
+ * freed with the buffer; they arrive in WAL order, so the list is sorted.
+ */
+void
+aa_txn_note_rejected(TransactionId xid, XLogRecPtr lsn)
+{
+	AATxn	   *txn;
+
+	if (!TransactionIdIsValid(xid) || (txn = aa_txn_find(xid)) == NULL)
+		return;
+	Assert(txn->nrejected == 0 || txn->rejected[txn->nrejected - 1] < lsn);
+	if (txn->nrejected == txn->maxrejected)
+	{
+		txn->maxrejected = Max(8, txn->maxrejected * 2);
+		txn->rejected = txn->rejected == NULL ?
+			MemoryContextAlloc(txn_cxt, txn->maxrejected * sizeof(XLogRecPtr)) :
+			repalloc(txn->rejected, txn->maxrejected * sizeof(XLogRecPtr));
+	}
+	txn->rejected[txn->nrejected++] = lsn;
 }
 
 /*
@@ -531,7 +377,11 @@ aa_txns_drop_before(TransactionId oldest_running)
 	}
 }
 
-/* The oldest WAL position the writer still needs. */
+/*
+ * The oldest WAL position the writer still needs: the first event of the
+ * oldest open transaction, in memory or spilled (spilled events are read
+ * back from there at the commit).
+ */
 XLogRecPtr
 aa_txns_needed_lsn(XLogRecPtr next_lsn)
 {
@@ -546,29 +396,50 @@ aa_txns_needed_lsn(XLogRecPtr next_lsn)
 }
 
 /*
- * Start with an empty spill directory: whatever an earlier run spilled is
- * read again from the WAL.
+ * Remove the spill files an earlier version of the writer left, once, at
+ * start: "<xid>.spill" in pg_activity_audit/spill, which it wrote for
+ * transactions open at a crash or shutdown and which could hold gigabytes.
+ * Nothing reads them now (spilled events are read back from the WAL).  The
+ * directory itself and any other file in it are left alone (it may be a
+ * mount point or a link an administrator made for the old spill files),
+ * and a missing directory is not created.
  */
 void
-aa_txns_prepare_spill_dir(void)
+aa_txns_remove_spill_files(void)
 {
 	DIR		   *dir;
 	struct dirent *de;
+	int			removed = 0;
 
-	(void) MakePGDirectory(AA_STATE_DIR);
-	(void) MakePGDirectory(AA_STATE_DIR "/spill");
-	dir = AllocateDir(AA_STATE_DIR "/spill");
-	while ((de = ReadDir(dir, AA_STATE_DIR "/spill")) != NULL)
+	dir = AllocateDir(AA_OLD_SPILL_DIR);
+	if (dir == NULL)
+	{
+		if (errno != ENOENT)
+			ereport(WARNING,
+					(errcode_for_file_access(),
+					 errmsg("could not open directory \"%s\": %m", AA_OLD_SPILL_DIR),
+					 errhint("The directory may hold spill files of an earlier version of activity_audit, which are no longer used and can be removed.")));
+		return;
+	}
+	while ((de = ReadDirExtended(dir, AA_OLD_SPILL_DIR, WARNING)) != NULL)
 	{
 		char		path[MAXPGPATH];
+		size_t		digits = strspn(de->d_name, "0123456789");
 
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+		if (digits == 0 || strcmp(de->d_name + digits, ".spill") != 0)
 			continue;
-		snprintf(path, sizeof(path), AA_STATE_DIR "/spill/%s", de->d_name);
-		if (unlink(path) != 0)
+		snprintf(path, sizeof(path), AA_OLD_SPILL_DIR "/%s", de->d_name);
+		if (unlink(path) == 0)
+			removed++;
+		else
 			ereport(WARNING,
 					(errcode_for_file_access(),
 					 errmsg("could not remove file \"%s\": %m", path)));
 	}
 	FreeDir(dir);
+	if (removed > 0)
+		ereport(LOG,
+				(errmsg("activity_audit writer removed %d spill files of an earlier version from \"%s\"",
+						removed, AA_OLD_SPILL_DIR),
+				 errdetail("Events that do not fit into audit.writer_memory are read back from the WAL now.")));
 }

@@ -169,7 +169,7 @@ aa_writer_main(Datum main_arg)
 	aa_format1_init();
 	record_cxt = AllocSetContextCreate(TopMemoryContext, "activity_audit record",
 									   ALLOCSET_DEFAULT_SIZES);
-	aa_txns_prepare_spill_dir();
+	aa_txns_remove_spill_files();
 	aa_deliver_open();
 	aa_deliver_start_position(&start);
 

@@ -4,22 +4,25 @@
  *		What the writer does with an ERROR while it reads and delivers the
  *		WAL: report it, pause, and restart to try again.
  *
- * A record the writer cannot process (an event the stream cannot write, a
- * spill file that cannot be written, WAL that cannot be read) used to kill
- * the worker; the postmaster started it again a second later, it read the
- * same WAL and died again, for ever, with nothing in writer_status().
+ * A record the writer cannot process (an event the stream cannot write,
+ * WAL that cannot be read, also when a commit reads its spilled events
+ * back) used to kill the worker; the postmaster started it again a second
+ * later, it read the same WAL and died again, for ever, with nothing in
+ * writer_status().
  *
  * worker.c catches every ERROR at the top of the worker, as PostgreSQL's
  * own auxiliary processes do, and hands it here.  It is logged as one
  * WARNING per attempt and kept in writer_status().last_error, naming the
- * WAL record it concerns; the writer then pauses, longer after each failed
- * attempt in a row (as deliver.c does for sink errors), and exits with
- * status 1.  The postmaster starts it again, and it recovers exactly as
- * after a crash: the position from the stream's files, the WAL from its
- * slot, so nothing is delivered twice or lost.  The error and the count of
- * attempts live in shared memory (status.c), so they survive the restart,
- * until delivery gets past the record.  A cut of the stream still pending
- * after a failed fsync (stream_cut.c) is done before the worker exits.
+ * WAL record it concerns (and, when the error has one, its context, such
+ * as the commit whose spilled events were being read back); the writer
+ * then pauses, longer after each failed attempt in a row (as deliver.c
+ * does for sink errors), and exits with status 1.  The postmaster starts
+ * it again, and it recovers exactly as after a crash: the position from
+ * the stream's files, the WAL from its slot, so nothing is delivered twice
+ * or lost.  The error and the count of attempts live in shared memory
+ * (status.c), so they survive the restart, until delivery gets past the
+ * record.  A cut of the stream still pending after a failed fsync
+ * (stream_cut.c) is done before the worker exits.
  *
  *-------------------------------------------------------------------------
  */
@@ -86,6 +89,8 @@ aa_writer_failed(XLogRecPtr lsn)
 
 	/* an ERROR from here on ends the worker (FATAL): no second round */
 	PG_exception_stack = NULL;
+	/* the error context callbacks of what failed apply no more */
+	error_context_stack = NULL;
 
 	/* clean up what an ERROR may leave behind, as auxiliary processes do */
 	HOLD_INTERRUPTS();
@@ -98,10 +103,13 @@ aa_writer_failed(XLogRecPtr lsn)
 	RESUME_INTERRUPTS();
 
 	if (XLogRecPtrIsInvalid(lsn))
-		msg = psprintf("%s (before reading the WAL)", edata->message);
+		msg = psprintf("%s (%s%sbefore reading the WAL)", edata->message,
+					   edata->context ? edata->context : "",
+					   edata->context ? "; " : "");
 	else
-		msg = psprintf("%s (WAL record at %X/%X)", edata->message,
-					   LSN_FORMAT_ARGS(lsn));
+		msg = psprintf("%s (%s%sWAL record at %X/%X)", edata->message,
+					   edata->context ? edata->context : "",
+					   edata->context ? "; " : "", LSN_FORMAT_ARGS(lsn));
 	attempt = aa_status_record_failure(lsn, msg);
 	pause = retry_pause(attempt);
 	ereport(WARNING,

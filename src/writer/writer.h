@@ -5,8 +5,9 @@
  *
  * Data flows one way: the worker's loop (worker.c) reads WAL records from
  * where its slot (slot.c) says, decode.c files our messages into
- * transaction buffers (txnbuf.c) and delivers a commit's events through
- * the sinks (deliver.c) to the stream files (stream.c) and the server log;
+ * transaction buffers (txnbuf.c) and delivers a commit's events, those
+ * dropped from memory read back from the WAL (spill_scan.c), through the
+ * sinks (deliver.c) to the stream files (stream.c) and the server log;
  * WAL that is needed but gone is recorded as a gap (gap.c); status.c
  * shows the result.
  *
@@ -19,7 +20,6 @@
 #include "access/xlogreader.h"
 #include "lib/stringinfo.h"
 #include "datatype/timestamp.h"
-#include "lib/ilist.h"
 #include "nodes/pg_list.h"
 #include "pgtime.h"
 #include "storage/fd.h"
@@ -55,6 +55,23 @@ typedef enum AAMessageKind
 } AAMessageKind;
 
 /*
+ * One of our messages as decode.c recognized it (aa_decode_message): what
+ * its signature says, its kind, and the text to keep -- for an event, the
+ * text before its "sig" key; for a header, the text before its signature;
+ * for a row, the text before its header's number.
+ */
+typedef struct AAMessage
+{
+	int			version;		/* of its signature (common/sign.h) */
+	uint64		txid;			/* the transaction it names (signed) */
+	uint64		counter;		/* its number in it (version 2) */
+	AAMessageKind kind;
+	uint64		number;			/* header: its number; row: its header's */
+	const char *data;
+	Size		len;
+} AAMessage;
+
+/*
  * One buffered message: for an event, its text as delivered; for a header,
  * the text before its signature; for a row, the text before its header's
  * number.
@@ -69,66 +86,72 @@ typedef struct AAEvent
 	char		data[FLEXIBLE_ARRAY_MEMBER];
 } AAEvent;
 
-/* The buffered events of one (sub)transaction, in WAL order. */
+/* The allocation the buffered form of a message of len bytes needs. */
+#define AA_EVENT_SIZE(len)	(offsetof(AAEvent, data) + (len) + 2)
+
+/*
+ * The events of one (sub)transaction, in WAL order.  Past
+ * audit.writer_memory the events of the largest one are dropped from
+ * memory ("spilled"); they are read back from the WAL at its commit
+ * (spill_scan.c), which the writer's slot keeps from first_lsn on.  So the
+ * spilled events are always a prefix: from spill_start (= first_lsn) to
+ * spill_end, nspilled of them, and the events in memory come after.
+ */
 typedef struct AATxn
 {
 	TransactionId xid;			/* hash key */
-	XLogRecPtr	first_lsn;
+	XLogRecPtr	first_lsn;		/* its first event, in memory or not */
 	List	   *events;			/* of AAEvent *, the part in memory */
 	Size		mem_bytes;		/* their size */
-	File		spill;			/* the earlier part, spilled to disk; -1 none */
-	off_t		spill_size;
-	uint64		nspilled;
+	XLogRecPtr	spill_start;	/* first spilled event; invalid: none */
+	XLogRecPtr	spill_end;		/* last spilled event */
+	uint64		nspilled;		/* events from spill_start to spill_end */
+	uint64		spill_bytes;	/* their length, for spilled_bytes */
+	XLogRecPtr *rejected;		/* our messages of this xid that the first
+								 * read rejected, ascending (see
+								 * aa_txn_note_rejected) */
+	int			nrejected;
+	int			maxrejected;
 	int			size_index;		/* place in txnbuf.c's by-size heap; -1 while
 								 * none of its events is in memory */
 } AATxn;
 
-/*
- * The read-ahead buffers of one commit's cursors: a fixed number of them
- * (txnbuf.c), however many parts the commit merges.  A cursor that needs
- * one when all are taken takes the one least recently filled.
- */
-typedef struct AAReadAhead
-{
-	MemoryContext cxt;			/* where the buffers live */
-	dlist_head	holders;		/* cursors holding one, least recently filled
-								 * first */
-	int			nbuffers;		/* buffers allocated */
-} AAReadAhead;
-
-/* Reads a transaction's events in WAL order: spilled ones, then memory. */
+/* Reads a transaction's events in memory, in WAL order. */
 typedef struct AATxnCursor
 {
 	AATxn	   *txn;
-	AAReadAhead *ra;			/* where its read-ahead buffer comes from */
-	uint64		file_left;		/* spilled events not read yet */
-	off_t		file_pos;		/* next byte of the spill file to read */
-	char	   *rbuf;			/* spill file contents read ahead, or NULL */
-	int			rbuf_len;
-	int			rbuf_pos;
-	dlist_node	rbuf_node;		/* in ra->holders while rbuf is set */
-	ListCell   *lc;				/* next event in memory */
+	ListCell   *lc;				/* next event */
 	AAEvent    *cur;			/* current event, NULL at the end */
-	AAEvent    *owned;			/* cur when read from the file */
 } AATxnCursor;
 
 extern void aa_txns_init(void);
-extern void aa_txns_prepare_spill_dir(void);
+extern void aa_txns_remove_spill_files(void);
 extern AATxn *aa_txn_find(TransactionId xid);
-extern void aa_txn_add(TransactionId xid, XLogRecPtr lsn, uint64 event_txid,
-					   AAMessageKind kind, uint64 number,
-					   const char *data, Size len);
+extern void aa_event_fill(AAEvent *ev, XLogRecPtr lsn, const AAMessage *m);
+extern void aa_txn_add(TransactionId xid, XLogRecPtr lsn, const AAMessage *m);
+extern void aa_txn_note_rejected(TransactionId xid, XLogRecPtr lsn);
 extern void aa_txn_drop(AATxn *txn);
 extern void aa_txns_drop_before(TransactionId oldest_running);
 extern XLogRecPtr aa_txns_needed_lsn(XLogRecPtr next_lsn);
 extern int	aa_txns_count(void);
 extern uint64 aa_txns_spilled_bytes(void);
-extern void aa_readahead_init(AAReadAhead *ra);
-extern void aa_cursor_start(AATxnCursor *c, AATxn *txn, AAReadAhead *ra);
+extern void aa_cursor_start(AATxnCursor *c, AATxn *txn);
 extern void aa_cursor_next(AATxnCursor *c);
-extern void aa_cursor_end(AATxnCursor *c);
+
+/*
+ * spill_scan.c: the spilled events of one commit's parts, read back from
+ * the WAL in one pass, in WAL order.
+ */
+typedef struct AASpillScan AASpillScan;
+
+extern AASpillScan *aa_spill_scan_begin(TransactionId top, AATxn **parts,
+										int nparts);
+extern AAEvent *aa_spill_scan_next(AASpillScan *scan);
+extern void aa_spill_scan_end(AASpillScan *scan);
 
 /* decode.c: what a WAL record means for the stream */
+extern bool aa_decode_message(XLogReaderState *reader, AAMessage *m,
+							  const char **why);
 extern void aa_decode_record(XLogReaderState *reader);
 extern uint64 aa_decode_forged_count(void);
 

@@ -1,42 +1,49 @@
 # Copyright: activity_audit contributors
 #
-# 014_spill.pl: the writer spills the events of big open transactions to
-# disk (audit.writer_memory, here 64kB) and still delivers exactly the
-# committed events, once, in WAL order within a transaction and in commit
-# order across transactions; its spill files go away when their
-# transaction ends; its memory does not grow with a transaction's size.
+# 014_spill.pl: past audit.writer_memory (here 64kB) the writer drops the
+# events of big open transactions from memory and reads them back from the
+# WAL at their commit; it still delivers exactly the committed events,
+# once, in WAL order within a transaction and in commit order across
+# transactions; it writes no spill file; its memory does not grow with a
+# transaction's size.
 #
 # Node "spill" (its whole stream validated with StreamCheck after each phase):
 #  (1) One transaction inserts 50,000 rows, with a released savepoint block
 #      (holding a nested savepoint) and a rolled-back savepoint block in
 #      between; another session commits a small transaction while the big
-#      one is open.  While it is open: spilled_bytes > 0, <xid>.spill of the
-#      top transaction and of the rolled-back subtransaction exist, the
-#      latter goes away at ROLLBACK TO SAVEPOINT, the small transaction is
-#      already delivered and nothing of the big one.  After COMMIT and
-#      flush: the stream holds the small event, then exactly the 50,000
-#      committed rows in insertion order (ids ascending, one commit LSN, one
-#      txid), none of the rolled-back rows; the spill directory is empty; no
-#      transaction pending; the chain is valid.
+#      one is open.  While it is open: spilled_bytes > 0, no spill file
+#      (pg_activity_audit/spill is not even created), and the writer has
+#      written (wchar, /proc/<pid>/io) less than 1 MB since BEGIN, while
+#      more than 10 MB of events are not in its memory; spilled_bytes goes
+#      down at ROLLBACK TO SAVEPOINT (those events will not be read back);
+#      the small transaction is already delivered and nothing of the big
+#      one.  After COMMIT and flush: the stream holds the small event, then
+#      exactly the 50,000 committed rows in insertion order (ids ascending,
+#      one commit LSN, one txid), none of the rolled-back rows;
+#      spilled_bytes is 0; no transaction pending; the chain is valid.
 #  (2) A big transaction (30,000 rows, spilled) that is rolled back delivers
-#      nothing; the spill directory is empty afterwards.
+#      nothing; spilled_bytes is 0 afterwards.
 #  (4) Restarts in the middle: a big uncommitted transaction (20,000 rows,
 #      spilled) is cut by a clean restart, another one by an immediate stop
 #      (no abort record: a running-xacts record tells the writer it is
-#      gone); a stray file in the spill directory is removed when the writer
-#      starts.  Then a new big transaction (10,000 rows) commits: delivered
-#      exactly once, in order, nothing of the cut ones; spill directory
-#      empty.
+#      gone); a file "<xid>.spill" in pg_activity_audit/spill, as an
+#      earlier version of the writer left them, is removed when the writer
+#      starts (and logged), while another file there and the directory are
+#      left alone.  Then a new big transaction (10,000 rows) commits:
+#      delivered exactly once, in order, nothing of the cut ones.
 # Node "spill_mem" (stream validated by this file's own line-level checker,
 # the same seq/prev_hash/hash rules as StreamCheck without decoding the
-# JSON, which is too slow for 300,000 lines):
+# JSON, which is too slow for 300,000 lines; no spill directory is ever
+# created):
 #  (3) The writer's memory does not grow with a transaction's size: VmHWM
 #      (from /proc/<pid>/status) of a fresh writer process after delivering
 #      a 20,000-row transaction and, after a restart, of the next fresh
-#      writer after a 200,000-row one differ by at most 8 MB.
+#      writer after a 200,000-row one (some 3,000 times audit.writer_memory)
+#      differ by at most 8 MB.
 #  (5) A committed 100,000-row transaction, the server stopped (immediate)
 #      while the writer delivers it: after the restart it is delivered
 #      exactly once in all, in order.
+#  (6) 1,200 spilled subtransactions, read back in one pass at the commit.
 
 use strict;
 use warnings;
@@ -44,7 +51,7 @@ use warnings;
 use FindBin;
 use lib $FindBin::RealBin;
 
-use AuditTest qw(:DEFAULT spill_files);
+use AuditTest qw(:DEFAULT spill_files proc_io);
 use StreamCheck;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
@@ -59,7 +66,8 @@ my $node;    # the node the helpers work on
 sub spill_node
 {
 	my ($name) = @_;
-	my $n = audit_node($name);
+	# full WAL format: the sizes below are those of whole events
+	my $n = audit_node($name, conf => "audit.wal_format = full\n");
 	$n->append_conf('postgresql.conf', "audit.writer_memory = '64kB'");
 	$n->reload;
 	$n->safe_psql(
@@ -83,11 +91,15 @@ sub writer_status
 	return AuditTest::writer_status($node, $db);
 }
 
+# Where earlier versions of the writer spilled events to files.
 sub spill_dir { return $node->data_dir . '/pg_activity_audit/spill'; }
 
-# Names of the files in the spill directory.
-
-sub spill_file_exists { return -e spill_dir() . "/$_[0].spill"; }
+# No "<xid>.spill" file anywhere: the writer writes none.
+sub no_spill_file
+{
+	my ($name) = @_;
+	is(join(' ', grep { /\.spill\z/ } spill_files($node)), '', "no spill file: $name");
+}
 
 sub flush_ok
 {
@@ -119,22 +131,6 @@ sub wait_read
 			$db,
 			"SELECT read_lsn >= '$lsn' FROM activity_audit.writer_status()"),
 		"writer read the WAL: $name");
-}
-
-# Wait (bounded) until the spill directory is empty.
-sub wait_spill_dir_empty
-{
-	my ($name) = @_;
-	my $deadline = time + 30;
-	my @f;
-	while (1)
-	{
-		@f = spill_files($node);
-		last if !@f || time > $deadline;
-		usleep(50_000);
-	}
-	is(scalar(@f), 0, "spill directory empty: $name")
-	  or diag("left: @f");
 }
 
 # The validated stream (StreamCheck).
@@ -206,7 +202,9 @@ $node = spill_node('spill');
 # (1) a 50,000-row transaction with savepoints and a concurrent commit
 ###########################################################################
 
-my $big = $node->background_psql($db, on_error_stop => 1);
+my $wpid = writer_status()->{pid};
+my $io0  = proc_io($wpid);
+my $big  = $node->background_psql($db, on_error_stop => 1);
 $big->query_safe(q{BEGIN});
 $big->query_safe(q{INSERT INTO t SELECT g, 'p1' FROM generate_series(1, 15000) g});
 my $top_xid = $big->query_safe(q{SELECT txid_current()});
@@ -222,22 +220,26 @@ my $lsn = $big->query_safe(q{SELECT pg_current_wal_insert_lsn()});
 isnt($b_xid, $top_xid, 'savepoint b has its own xid');
 
 wait_read($lsn, 'big transaction up to savepoint b');
-cmp_ok(writer_status()->{spilled_bytes}, '>', 0,
-	'spilled_bytes > 0 while the big transaction is open');
-ok(spill_file_exists($top_xid), "spill file $top_xid.spill of the open transaction exists")
-  or diag('spill directory: ' . join(' ', spill_files($node)));
-ok(spill_file_exists($b_xid), "spill file $b_xid.spill of savepoint b exists")
-  or diag('spill directory: ' . join(' ', spill_files($node)));
-is(scalar(grep { !/\A\d+\.spill\z/ } spill_files($node)),
-	0, 'spill directory holds only <xid>.spill files')
-  or diag('spill directory: ' . join(' ', spill_files($node)));
+my $spilled_b = writer_status()->{spilled_bytes};
+my $io1       = proc_io($wpid);
+cmp_ok($spilled_b, '>', 10 * 1024 * 1024,
+	'more than 10 MB of the open transaction\'s events are not in memory');
+ok(!-e spill_dir(), 'no spill directory: nothing is spilled to files');
+is(writer_status()->{pid}, $wpid, 'the same writer process all along');
+ok(defined $io0->{wchar} && defined $io1->{wchar}, 'the writer\'s I/O counters are readable');
+cmp_ok(($io1->{wchar} // 0) - ($io0->{wchar} // 0), '<', 1024 * 1024,
+	'the writer wrote less than 1 MB while it dropped those events from memory');
+note(sprintf('spilled_bytes %d; the writer wrote %d bytes (wchar), %d (write_bytes)',
+	$spilled_b, ($io1->{wchar} // 0) - ($io0->{wchar} // 0),
+	($io1->{write_bytes} // 0) - ($io0->{write_bytes} // 0)));
 
 $big->query_safe(q{ROLLBACK TO SAVEPOINT b});
 $lsn = $big->query_safe(q{SELECT pg_current_wal_insert_lsn()});
 wait_read($lsn, 'after ROLLBACK TO SAVEPOINT b');
-ok(!spill_file_exists($b_xid), 'spill file of savepoint b removed at ROLLBACK TO SAVEPOINT')
-  or diag('spill directory: ' . join(' ', spill_files($node)));
-ok(spill_file_exists($top_xid), 'spill file of the open transaction still there');
+my $spilled_a = writer_status()->{spilled_bytes};
+cmp_ok($spilled_a, '<', $spilled_b,
+	'spilled_bytes goes down at ROLLBACK TO SAVEPOINT b: its events are not read back');
+cmp_ok($spilled_a, '>', 0, 'the open transaction\'s own events are still to be read back');
 
 $big->query_safe(q{INSERT INTO t SELECT g, 'p1' FROM generate_series(30001, 50000) g});
 
@@ -268,10 +270,10 @@ ids_are(stream_ids(\@ev, ['p1']), [ 1 .. 50_000 ],
 	isnt($ev[0]{lsn}, (keys %lsn)[0], 'small and big transaction differ in commit LSN');
 }
 my $st = writer_status();
-cmp_ok($st->{spilled_bytes}, '>', 0, 'phase 1: spilled_bytes > 0');
+is($st->{spilled_bytes}, 0, 'phase 1: spilled_bytes 0: nothing left to read back');
 is($st->{pending_xacts}, 0, 'phase 1: no pending transaction');
 is($st->{last_error}, undef, 'phase 1: no writer error');
-wait_spill_dir_empty('after phase 1 commit');
+ok(!-e spill_dir(), 'phase 1: still no spill directory');
 stream_matches_table(\@ev, 'phase 1');
 
 ###########################################################################
@@ -283,9 +285,9 @@ $big->query_safe(q{BEGIN});
 $big->query_safe(q{INSERT INTO t SELECT g, 'p2' FROM generate_series(200001, 230000) g});
 my $xid2 = $big->query_safe(q{SELECT txid_current()});
 $lsn = $big->query_safe(q{SELECT pg_current_wal_insert_lsn()});
-my $spilled_before = writer_status()->{spilled_bytes};
 wait_read($lsn, 'transaction to be rolled back');
-ok(spill_file_exists($xid2), 'spill file of the transaction to be rolled back exists');
+cmp_ok(writer_status()->{spilled_bytes}, '>', 0, 'the transaction to be rolled back is spilled');
+no_spill_file('transaction to be rolled back');
 $big->query_safe(q{ROLLBACK});
 $big->quit;
 $node->safe_psql($db, q{INSERT INTO t VALUES (-2, 'p2marker')});
@@ -295,10 +297,8 @@ flush_ok('after aborted big transaction');
 is(scalar(@ev), 50_002, 'phase 2: only the marker was delivered');
 is($ev[-1]{instance_repr}{id}, -2, 'phase 2: the marker is last');
 is(scalar(@{ stream_ids(\@ev, ['p2']) }), 0, 'phase 2: no row of the aborted transaction');
-cmp_ok(writer_status()->{spilled_bytes}, '>', $spilled_before,
-	'phase 2: spilled_bytes grew');
+is(writer_status()->{spilled_bytes}, 0, 'phase 2: spilled_bytes back to 0');
 is(writer_status()->{pending_xacts}, 0, 'phase 2: no pending transaction');
-wait_spill_dir_empty('after phase 2 rollback');
 stream_matches_table(\@ev, 'phase 2');
 
 ###########################################################################
@@ -316,20 +316,33 @@ sub cut_by_restart
 	my $xid = $open->query_safe(q{SELECT txid_current()});
 	my $lsn = $open->query_safe(q{SELECT pg_current_wal_insert_lsn()});
 	wait_read($lsn, "open transaction before $mode restart");
-	ok(spill_file_exists($xid), "spill file of the open transaction exists before $mode restart")
-	  or diag('spill directory: ' . join(' ', spill_files($node)));
+	cmp_ok(writer_status()->{spilled_bytes}, '>', 0,
+		"the open transaction is spilled before the $mode restart");
+	no_spill_file("open transaction before $mode restart");
 	$node->stop($mode);
 	eval { $open->quit; };
 
-	# a stray file, as if left by an earlier run: removed at writer start
+	# a spill file as an earlier version of the writer left them (for a
+	# transaction open at a shutdown or crash), and a file of someone else
+	mkdir(spill_dir()) or die 'cannot create ' . spill_dir() . ": $!"
+	  unless -d spill_dir();
 	my $stray = spill_dir() . '/4000000000.spill';
-	open(my $fh, '>', $stray) or die "cannot create $stray: $!";
-	print $fh "junk\n";
-	close($fh);
+	my $other = spill_dir() . '/README';
+	foreach my $f ($stray, $other)
+	{
+		open(my $fh, '>', $f) or die "cannot create $f: $!";
+		print $fh "junk\n";
+		close($fh);
+	}
 
+	my $log_offset = -s $node->logfile;
 	$node->start;
 	wait_writer();
-	ok(!-e $stray, "stray spill file removed when the writer starts ($mode restart)");
+	ok(!-e $stray, "an old spill file is removed when the writer starts ($mode restart)");
+	ok(-e $other && -d spill_dir(), "other files and the directory are left alone ($mode restart)");
+	like(slurp_file($node->logfile, $log_offset),
+		qr/LOG:  activity_audit writer removed 1 spill files of an earlier version/,
+		"the removal is logged ($mode restart)");
 }
 
 cut_by_restart('fast',      3_000_001);
@@ -354,7 +367,8 @@ ids_are(stream_ids(\@ev, ['p4']), [ 4_000_001 .. 4_010_000 ],
 is($ev[-1]{instance_repr}{id}, -4, 'phase 4: the marker is last');
 is(scalar(@ev), 50_002 + 10_001, 'phase 4: 10,001 more events');
 is(writer_status()->{pending_xacts}, 0, 'phase 4: no pending transaction');
-wait_spill_dir_empty('after phase 4');
+is(writer_status()->{spilled_bytes}, 0, 'phase 4: spilled_bytes 0');
+no_spill_file('after phase 4');
 stream_matches_table(\@ev, 'phase 4');
 
 $node->stop;
@@ -473,9 +487,8 @@ ok(defined $mem_small->{VmHWM} && defined $mem_large->{VmHWM},
 	'writer memory readable from /proc');
 cmp_ok(($mem_large->{VmHWM} // 0) - ($mem_small->{VmHWM} // 0), '<=', 8 * 1024,
 	'writer VmHWM after 200,000 rows is at most 8 MB above that after 20,000 rows');
-cmp_ok(writer_status()->{spilled_bytes}, '>', 0, 'phase 3: the writer spilled');
 is(writer_status()->{pending_xacts}, 0, 'phase 3: no pending transaction');
-wait_spill_dir_empty('after phase 3');
+ok(!-e spill_dir(), 'phase 3: no spill directory');
 
 my $recs = fast_stream_ok('after phase 3');
 ids_are(fast_ids($recs, 'p3a'), [ 1_000_001 .. 1_020_000 ],
@@ -530,12 +543,13 @@ is($recs->[-1][0], -5, 'phase 5: the marker after it is last');
 	my %lsn = map { $_->[3] => 1 } grep { $_->[1] eq 'p5' } @$recs;
 	is(scalar(keys %lsn), 1, 'phase 5: one commit LSN for the whole transaction');
 }
-wait_spill_dir_empty('after phase 5');
+ok(!-e spill_dir(), 'phase 5: no spill directory');
 
 # Phase 6: many spilled subtransactions at once -- a PL/pgSQL loop with an
 # exception block per statement gives each block its own subtransaction,
-# and past audit.writer_memory each of them is spilled to its own file.
-# The writer must not run out of file descriptors (it did, at 328).
+# and past audit.writer_memory each of them is spilled; the commit reads
+# all of them back in one pass of the WAL.  (When each had a spill file
+# of its own, the writer ran out of file descriptors at 328.)
 $node->safe_psql(
 	$db, q{
 	DO $$ BEGIN FOR i IN 0..1199 LOOP
@@ -551,7 +565,8 @@ ids_are(fast_ids($recs, 'p6'), [ 6_000_001 .. 6_240_000 ],
 	'phase 6: every row of 1,200 spilled subtransactions delivered once, in order');
 is($recs->[-1][0], -6, 'phase 6: the marker after it is last');
 is(writer_status()->{last_error}, undef, 'phase 6: no error');
-wait_spill_dir_empty('after phase 6');
+is(writer_status()->{spilled_bytes}, 0, 'phase 6: spilled_bytes 0');
+ok(!-e spill_dir(), 'phase 6: no spill directory');
 
 note(sprintf("total %.1f s", time - $t_start));
 $node->stop;

@@ -2,7 +2,8 @@
 #
 # 014_spill_merge.pl: a commit of thousands of subtransactions merges
 # their buffers in WAL order at a cost of events x log(parts), and, when
-# they are spilled, holds a bounded read-ahead, not one buffer per part.
+# they are spilled, reads all of them back from the WAL in one pass with
+# bounded memory, not one reader or buffer per part.
 #
 #  (1) Merge cost, nothing spilled (audit.writer_memory = 256MB): the
 #      writer's CPU time (user + system, /proc/<pid>/stat) to deliver a
@@ -12,16 +13,17 @@
 #      merge scanned every part for each event (8 * 10^8 steps here, many
 #      seconds); now it is at most 4 times the one-part cost plus 1 s.
 #      Both are delivered exactly once, in order.
-#  (2) Read-ahead memory (audit.writer_memory = 64kB): a transaction of
-#      2,000 subtransactions of 40 rows (~80 kB each) has 2,000 spill
-#      files before its COMMIT; the writer's peak memory (VmHWM) grows by
-#      at most 12 MB while it merges and delivers them.  Before, each part
-#      held a 16 kB read-ahead buffer (2,000 * 16 kB = 31 MB).  Delivered
-#      exactly once, in order; the spill directory is empty afterwards.
+#  (2) Memory (audit.writer_memory = 64kB): a transaction of 2,000
+#      subtransactions of 40 rows (~80 kB each), nearly all of whose events
+#      are not in memory before its COMMIT (spilled_bytes); the writer's
+#      peak memory (VmHWM) grows by at most 12 MB while it reads them back,
+#      merges and delivers them.  (When each part was read back from a
+#      spill file of its own, each held a read-ahead buffer.)  Delivered
+#      exactly once, in order; no spill file is written.
 #  (3) Nested subtransactions 12 deep, each level's rows before and after
-#      its child's, so 13 spilled parts are read at once (more than the
-#      read-ahead buffers a commit has), with some events larger than a
-#      buffer: delivered exactly once, in WAL order.
+#      its child's, so the ranges of 13 spilled parts overlap in the one
+#      pass over the WAL, with some events larger than audit.writer_memory
+#      itself: delivered exactly once, in WAL order.
 #
 # The stream is validated line by line without decoding the JSON (seq,
 # prev_hash and hash as StreamCheck checks them), which is too slow for
@@ -263,14 +265,16 @@ $s = open_txn(
 	  END;
 	END LOOP; END \$\$},
 	"$SUBS subtransactions of $ROWS rows");
-my $nfiles = scalar(spill_files($node));
-cmp_ok($nfiles, '>=', $SUBS, "phase 2: $SUBS spill files before the commit (got $nfiles)");
+my $spilled = status()->{spilled_bytes};
+cmp_ok($spilled, '>', ($SUBS - 10) * $ROWS * 600,
+	"phase 2: nearly all events of the $SUBS subtransactions are not in memory before the commit ($spilled bytes)");
+cmp_ok(status()->{pending_xacts}, '>=', $SUBS, "phase 2: $SUBS parts pending");
 my $hwm0 = vm_hwm($pid);
 my $t0   = time;
 commit_cpu($s, "$SUBS spilled subtransactions");
 my $hwm1 = vm_hwm($pid);
-note(sprintf("merge of %d spilled parts: %.1f s; writer VmHWM %s kB before the commit, %s kB after",
-	$nfiles, time - $t0, $hwm0 // '?', $hwm1 // '?'));
+note(sprintf("read-back and merge of %d spilled parts: %.1f s; writer VmHWM %s kB before the commit, %s kB after",
+	$SUBS, time - $t0, $hwm0 // '?', $hwm1 // '?'));
 ok(defined $hwm0 && defined $hwm1, 'phase 2: writer memory readable from /proc');
 cmp_ok(($hwm1 // 0) - ($hwm0 // 0), '<=', 12 * 1024,
 	"phase 2: the writer's peak memory grows by at most 12 MB while merging $SUBS spilled parts");
@@ -279,7 +283,8 @@ $recs = fast_stream_ok('after phase 2');
 txn_in_order($recs, 2_000_001, 2_000_000 + $SUBS * $ROWS, "phase 2, $SUBS spilled parts");
 is(status()->{pending_xacts}, 0, 'phase 2: no pending transaction');
 is(status()->{last_error}, undef, 'phase 2: no writer error');
-is(join(' ', spill_files($node)), '', 'phase 2: spill directory empty after the commit');
+is(status()->{spilled_bytes}, 0, 'phase 2: spilled_bytes 0 after the commit');
+is(join(' ', spill_files($node)), '', 'phase 2: no spill file');
 
 ###########################################################################
 # (3) nested subtransactions deeper than the read-ahead buffers
@@ -288,10 +293,9 @@ is(join(' ', spill_files($node)), '', 'phase 2: spill directory empty after the 
 # Each level inserts a block of rows, calls the next level in an exception
 # block (a subtransaction of its own), then inserts another block: in WAL
 # order the first blocks of levels 0..DEPTH, then the second blocks of
-# levels DEPTH..0, so 13 parts are read at once (more than the commit's
-# read-ahead buffers: the deeper levels take the buffers of the shallower
-# ones, which read their unread bytes again later).  Every 40th row is a
-# 70 kB event, larger than a read-ahead buffer.
+# levels DEPTH..0, so the spilled ranges of 13 parts nest in the WAL and
+# one pass reads all of them.  Every 40th row is a 70 kB event, larger
+# than audit.writer_memory itself.
 my $DEPTH = 12;
 my $BLOCK = 100;
 $node->safe_psql(
@@ -310,8 +314,8 @@ $node->safe_psql(
 	    FROM generate_series(3000501 + depth * 1000, 3000500 + depth * 1000 + $BLOCK) g;
 	END \$\$});
 $s = open_txn('SELECT nest(0)', "nested subtransactions $DEPTH deep");
-$nfiles = scalar(spill_files($node));
-cmp_ok($nfiles, '>=', $DEPTH + 1, "phase 3: every level spilled (got $nfiles files)");
+cmp_ok(status()->{spilled_bytes}, '>', ($DEPTH + 1) * 2 * 70000,
+	'phase 3: the levels are spilled');
 commit_cpu($s, "nested subtransactions $DEPTH deep");
 my @want;
 for my $d (0 .. $DEPTH)
@@ -336,7 +340,8 @@ ok(@got == @want && !defined $first_diff,
 		defined $first_diff ? $got[$first_diff] // 'none' : '-',
 		defined $first_diff ? $want[$first_diff] : '-'));
 is(status()->{last_error}, undef, 'phase 3: no writer error');
-is(join(' ', spill_files($node)), '', 'phase 3: spill directory empty after the commit');
+is(status()->{spilled_bytes}, 0, 'phase 3: spilled_bytes 0 after the commit');
+is(join(' ', spill_files($node)), '', 'phase 3: no spill file');
 
 note(sprintf("total %.1f s", time - $t_start));
 $node->stop;

@@ -17,6 +17,15 @@
 # (3) A crash right after that gap line, with the slot still where it was
 #     (its state file put back): the stream's last line says the loss is
 #     recorded, so it is neither reported nor written again.
+# (4) A spilled open transaction whose WAL is lost: past audit.writer_memory
+#     its events are not in the writer's memory but to be read back from
+#     the WAL at its commit; its first event holds the slot, and
+#     max_slot_wal_keep_size invalidates the slot while it stays open.
+#     The loss is reported as for (1) (a gap line, reason
+#     "slot_invalidated", whose range covers the transaction's first
+#     events); at its commit the transaction is delivered with the events
+#     the remaining WAL holds, after the gap line, in order, once each --
+#     never partly without a gap line.
 #
 # Segments of 1 MB keep the test small.  The test must run as the server's
 # (non-root) OS user: root ignores file permissions.
@@ -41,6 +50,9 @@ my $node = audit_node(
 	'wal_lost',
 	extra => ['--wal-segsize=1'],
 	conf => q{
+# full WAL format: every event that remains after a loss is whole (with
+# compact, rows whose header was lost cannot be put together: README)
+audit.wal_format = full
 wal_keep_size = 0
 max_slot_wal_keep_size = '3MB'
 min_wal_size = '2MB'
@@ -272,5 +284,59 @@ unlike(slurp_file($node->logfile, $log_offset), qr/lost WAL from \Q$lost_from_2\
 like(sql(q{SELECT detail FROM activity_audit.verify()}),
 	qr/events were lost: 2 gaps, the first at seq 4/,
 	'verify(): two gaps noted');
+
+###########################################################################
+# (4) A spilled open transaction whose WAL is lost
+###########################################################################
+sql(q{ALTER SYSTEM SET audit.writer_memory = '64kB'});
+$node->reload;
+$node->poll_query_until('postgres', q{SELECT current_setting('audit.writer_memory') = '64kB'})
+  or die 'audit.writer_memory not 64kB after reload';
+is(sql(q{SELECT activity_audit.flush('30s')}), 't', 'the writer has reloaded');
+my $n_before = scalar(@$events);
+
+$log_offset = -s $node->logfile;
+my $big = $node->background_psql('postgres', on_error_stop => 1);
+$big->query_safe('BEGIN');
+$big->query_safe(q{INSERT INTO t SELECT g, repeat('s', 400) FROM generate_series(1001, 3000) g});
+my $big_xid = $big->query_safe('SELECT txid_current()');
+my $big_end = $big->query_safe('SELECT pg_current_wal_insert_lsn()');
+is(sql(q{SELECT activity_audit.flush('30s')}), 't', 'the writer has read the open transaction');
+cmp_ok(writer_status($node)->{spilled_bytes}, '>', 1000 * 400,
+	'(4) its events are not in the writer\'s memory');
+
+burn_wal(6);
+ok( wait_log(
+		$node, qr/(terminating process \d+ to release|invalidating) .*slot "activity_audit"/,
+		$log_offset, 30),
+	'(4) the slot held by the open transaction was invalidated');
+ok( wait_log(
+		$node,
+		qr/WARNING: .*activity_audit writer lost WAL from [0-9A-F]+\/[0-9A-F]+ to [0-9A-F]+\/[0-9A-F]+/,
+		$log_offset, 30),
+	'(4) a WARNING names the lost LSN range');
+$big->query_safe(q{INSERT INTO t SELECT g, repeat('s', 400) FROM generate_series(3001, 3200) g});
+$big->query_safe('COMMIT');
+$big->quit;
+is(sql(q{SELECT activity_audit.flush('30s')}), 't', '(4) the transaction\'s commit is delivered');
+
+$events = stream_ok($node, '(4) stream valid');
+my @new = @$events[ $n_before .. $#$events ];
+is($new[0]{name}, 'audit.gap', '(4) a gap line first');
+is($new[0]{reason}, 'slot_invalidated', '(4) gap line: reason slot_invalidated');
+# the slot held the transaction's first event, so the loss starts at or
+# before it; it ends past the transaction's first rows
+is( sql(qq{SELECT '$new[0]{lost_from_lsn}'::pg_lsn < '$big_end'
+		   AND '$new[0]{lost_to_lsn}'::pg_lsn >= '$big_end'}),
+	't', '(4) gap line: the lost range holds the transaction\'s first rows');
+cmp_ok($new[0]{txid_upper_bound}, '>', $big_xid,
+	'(4) gap line: txid_upper_bound is past the transaction');
+my @ids = map { $_->{instance_id} } @new[ 1 .. $#new ];
+my $first = $ids[0] // 0;
+is_deeply(\@ids, [ $first .. 3200 ],
+	"(4) then the transaction's events the remaining WAL holds ($first..3200), in order, once each");
+cmp_ok($first, '>', 1001, '(4) its first events are missing: they were in the lost WAL');
+cmp_ok($first, '<=', 3001, '(4) every event after the loss is there');
+is(writer_status($node)->{spilled_bytes}, 0, '(4) spilled_bytes 0');
 
 done_testing();

@@ -9,16 +9,20 @@
 # each failed attempt -- and restarts to try again from its files and its
 # slot, so that nothing is lost or repeated.
 #
-# The fault is real: with audit.writer_memory = 64kB a big transaction must
-# spill, and its spill directory ($PGDATA/pg_activity_audit/spill) is made
-# unwritable (chmod 0500; the server does not run as root), so the spill
-# file cannot be created.  While it is so: last_error names the spill file
-# and the WAL record, the server log has one WARNING per attempt (one
-# writer process per attempt) at growing intervals, not a tight loop, and
-# flush() returns false.  Once the directory is writable again, delivery
-# resumes by itself: the stream holds every committed event (as read back
-# through a test_decoding slot) exactly once, in commit order, chain
-# intact, and last_error is cleared.
+# The fault is real: with audit.writer_memory = 64kB a big transaction's
+# events are dropped from the writer's memory, to be read back from the
+# WAL at its commit, and the WAL segment holding them is made unreadable
+# (chmod 0000; the server does not run as root) after the writer has read
+# it once, so the read-back at the commit fails.  The first attempt's
+# WARNING and last_error name the problem, that it happened while reading
+# back the transaction's spilled events (its xid and the LSN range), and
+# the WAL record; the next attempts fail as the writer reads that segment
+# again from its slot.  While it is so: the server log has one WARNING per
+# attempt (one writer process per attempt) at growing intervals, not a
+# tight loop, and flush() returns false.  Once the segment is readable
+# again, delivery resumes by itself: the stream holds every committed
+# event (as read back through a test_decoding slot) exactly once, in
+# commit order, chain intact, and last_error is cleared.
 
 use strict;
 use warnings;
@@ -38,7 +42,6 @@ plan skip_all => 'root ignores file permissions' if $> == 0;
 my $node = audit_node('record_error');
 $node->append_conf('postgresql.conf', "audit.writer_memory = '64kB'");
 $node->reload;
-my $spill = $node->data_dir . '/pg_activity_audit/spill';
 my $dir = stream_dir($node);
 
 $node->safe_psql(
@@ -53,7 +56,6 @@ is($node->safe_psql('postgres', 'SHOW audit.writer_memory'), '64kB',
 	'audit.writer_memory is 64kB');
 is($node->safe_psql('postgres', q{SELECT activity_audit.flush('30s')}),
 	't', 'the first events are delivered');
-ok(-d $spill, 'the spill directory exists');
 
 # The writer's WARNINGs about the record, from the log offset on:
 # ([seconds since midnight, pid], ...).
@@ -65,30 +67,48 @@ sub warnings_since
 	{
 		next
 		  unless $l =~
-		  /^\S+ (\d\d):(\d\d):(\d\d\.\d+) \S+ \[(\d+)\] WARNING:  activity_audit writer cannot deliver: .*spill/;
+		  /^\S+ (\d\d):(\d\d):(\d\d\.\d+) \S+ \[(\d+)\] WARNING:  activity_audit writer cannot deliver: could not open file .*Permission denied/;
 		push @w, [ $1 * 3600 + $2 * 60 + $3, $4 ];
 	}
 	return @w;
 }
 
 ###########################################################################
-# The spill directory is unwritable
+# The WAL of a spilled transaction is unreadable at its commit
 ###########################################################################
-chmod(0500, $spill) or die "chmod $spill: $!";
+# the big transaction's events in a WAL segment of their own, complete
+# (switched) and read by the writer before it is made unreadable
+$node->safe_psql('postgres', 'SELECT pg_switch_wal()');
+my $big = $node->background_psql('postgres', on_error_stop => 1);
+$big->query_safe('BEGIN');
+$big->query_safe(q{INSERT INTO t SELECT g, repeat('x', 200) FROM generate_series(100, 3099) g});
+my $xid = $big->query_safe('SELECT txid_current()');
+my $segment = $node->data_dir . '/pg_wal/'
+  . $big->query_safe('SELECT pg_walfile_name(pg_current_wal_insert_lsn())');
+$node->safe_psql('postgres', 'SELECT pg_switch_wal()');
+is($node->safe_psql('postgres', q{SELECT activity_audit.flush('30s')}),
+	't', 'the writer has read the open transaction');
+cmp_ok(writer_status($node)->{spilled_bytes}, '>', 0,
+	'its events are not in the writer\'s memory');
+ok(-f $segment, 'its WAL segment is there');
+
+chmod(0000, $segment) or die "chmod $segment: $!";
 my $log_offset = -s $node->logfile;
-$node->safe_psql('postgres',
-	q{INSERT INTO t SELECT g, repeat('x', 200) FROM generate_series(100, 3099) g});
+$big->query_safe('COMMIT');
+$big->quit;
 $node->safe_psql('postgres', q{INSERT INTO t VALUES (4, 'after the big one')});
 
-ok(wait_log($node, qr/WARNING: .*could not create spill file .*Permission denied/,
+ok( wait_log(
+		$node,
+		qr/WARNING: .*could not open file .*Permission denied \(reading back the spilled events of transaction $xid from the WAL from [0-9A-F]+\/[0-9A-F]+ to [0-9A-F]+\/[0-9A-F]+; WAL record at [0-9A-F]+\/[0-9A-F]+\)/,
 		$log_offset, 30),
-	'the server log has a WARNING naming the problem');
+	'the first WARNING names the problem, the spilled transaction, its range and the WAL record')
+  or diag(slurp_file($node->logfile, $log_offset));
 ok( $node->poll_query_until(
 		'postgres', q{
-		SELECT last_error LIKE '%could not create spill file%Permission denied%'
-		   AND last_error ~ 'WAL record at [0-9A-F]+/[0-9A-F]+'
+		SELECT last_error LIKE '%could not open file%Permission denied%'
 		  FROM activity_audit.writer_status()}),
-	'last_error names the spill file and the WAL record')
+	'last_error names the problem')
   or diag('last_error: ' . (writer_status($node)->{last_error} // 'null'));
 is($node->safe_psql('postgres', q{SELECT activity_audit.flush('2s')}),
 	'f', 'flush() returns false meanwhile');
@@ -114,17 +134,17 @@ ok(@gaps && !grep({ $_ < 0.9 } @gaps),
 ok(@gaps == 3 && $gaps[1] > $gaps[0] && $gaps[2] > $gaps[1],
 	'the pause grows from one attempt to the next');
 my $st = writer_status($node);
-like($st->{last_error} // '', qr/could not create spill file/,
+like($st->{last_error} // '', qr/could not open file .*Permission denied/,
 	'last_error survives the restarts of the writer');
 is($node->safe_psql('postgres', q{SELECT activity_audit.flush('1s')}),
 	'f', 'flush() still returns false');
 
 ###########################################################################
-# Writable again: delivery resumes by itself, exactly once
+# Readable again: delivery resumes by itself, exactly once
 ###########################################################################
-chmod(0700, $spill) or die "chmod $spill: $!";
+chmod(0600, $segment) or die "chmod $segment: $!";
 is($node->safe_psql('postgres', q{SELECT activity_audit.flush('90s')}),
-	't', 'once the directory is writable, delivery resumes by itself');
+	't', 'once the segment is readable, delivery resumes by itself');
 ok($node->poll_query_until('postgres',
 		'SELECT last_error IS NULL FROM activity_audit.writer_status()'),
 	'last_error is cleared');

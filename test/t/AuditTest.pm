@@ -18,7 +18,7 @@ use StreamCheck qw(stream_files);
 
 our @EXPORT = qw(audit_node);
 our @EXPORT_OK = qw(writer_status wal_messages wal_events events_of_messages strip_stream_keys
-  stream_texts wait_log file_lines write_lines spill_files event_ids);
+  stream_texts wait_log file_lines write_lines spill_files proc_io event_ids);
 
 # A started node with the library preloaded and logical decoding enabled.
 # Options: extra => [initdb arguments], conf => more postgresql.conf text
@@ -237,16 +237,30 @@ sub wait_log
 	return 0;
 }
 
-# Names of the files in a node's spill directory, sorted (a placeholder
-# name when there is no directory).
+# Names of the files in pg_activity_audit/spill of a node's data directory,
+# sorted: where earlier versions of the writer spilled events to files.
+# The writer writes no file there now (spilled events are read back from
+# the WAL) and does not create the directory; a missing one gives ().
 sub spill_files
 {
 	my ($node) = @_;
 	opendir(my $dh, $node->data_dir . '/pg_activity_audit/spill')
-	  or return ('<no spill directory>');
+	  or return ();
 	my @f = sort grep { $_ ne '.' && $_ ne '..' } readdir($dh);
 	closedir($dh);
 	return @f;
+}
+
+# The I/O counters of a process (/proc/<pid>/io: rchar, wchar, read_bytes,
+# write_bytes, ...) as a hash ref; {} when they cannot be read.
+sub proc_io
+{
+	my ($pid) = @_;
+	open(my $fh, '<', "/proc/$pid/io") or return {};
+	my %io;
+	while (<$fh>) { $io{$1} = $2 if /^(\w+):\s+(\d+)/; }
+	close($fh);
+	return \%io;
 }
 
 # The instance_id of each decoded event (read_stream), in stream order; a
