@@ -431,6 +431,7 @@ run() {
 # ---------------------------------------------------------------- the rounds
 
 CPUS=$(nproc)
+LOAD0=$(cut -d " " -f 1-3 /proc/loadavg)
 SERVER_VERSION=$(pg -c "SHOW server_version")
 note "== PostgreSQL $SERVER_VERSION, $CPUS CPUs; workloads: $WORKLOADS; $CLIENTS clients, $SECS s per run, $RUNS runs; synchronous_commit: $SYNCS"
 
@@ -501,6 +502,7 @@ wl_title() {
 echo
 echo "activity_audit under pgbench"
 echo "  PostgreSQL $SERVER_VERSION, $CPUS CPUs, $(awk '/MemTotal/ { printf "%.1f GB RAM", $2 / 1048576 }' /proc/meminfo)"
+echo "  load average (1, 5, 15 min) before the rounds: $LOAD0; after: $(cut -d " " -f 1-3 /proc/loadavg)"
 echo "  shared_buffers=1GB max_wal_size=4GB checkpoint_timeout=30min wal_level=$WAL_LEVEL autovacuum=off, fsync on"
 echo "  pgbench -c $CLIENTS -j $CLIENTS -T $SECS -n, -M: $(for w in $WORKLOADS; do printf '%s %s, ' "$w" "$(mode "$w")"; done | sed 's/, $//')"
 echo "  median of $RUNS runs (min..max); tps without connection time"

@@ -506,6 +506,7 @@ calc() { awk "BEGIN { x = $1; printf \"$2\", x }"; }
 # ---------------------------------------------------------------- timed workloads
 
 CPUS=$(nproc)
+LOAD0=$(cut -d " " -f 1-3 /proc/loadavg)
 SERVER_VERSION=$(pg -c "SHOW server_version")
 note "== PostgreSQL $SERVER_VERSION, $CPUS CPUs; $ROWS rows per statement, $RUNS runs"
 
@@ -547,6 +548,7 @@ rounds ckpt
 echo
 echo "activity_audit benchmark"
 echo "  PostgreSQL $SERVER_VERSION, $CPUS CPUs, $(awk '/MemTotal/ { printf "%.1f GB RAM", $2 / 1048576 }' /proc/meminfo)"
+echo "  load average (1, 5, 15 min) before the rounds: $LOAD0; after: $(cut -d " " -f 1-3 /proc/loadavg)"
 echo "  shared_buffers=512MB max_wal_size=4GB checkpoint_timeout=30min wal_level=$WAL_LEVEL, fsync and synchronous_commit on (defaults)"
 echo "  $ROWS rows per statement; median of $RUNS runs (min..max); time includes commit"
 if [[ $SKIP_AUDIT != 1 ]]; then
