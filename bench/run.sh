@@ -62,12 +62,14 @@
 # exactly one event per row was delivered, and counts the logical messages in the statement's
 # WAL (pg_waldump): one per row for fixedmsg_c and for activity_audit (plus one header per
 # statement in the compact format; the measured session's own audit.wal_format is checked
-# too).  A second set of rounds
-# (BENCH_STEADY) does the same without the CHECKPOINT: audited statements write several times
-# the WAL, so in steady state they meet more checkpoints and full-page writes, which the first
-# set hides.  The report gives each variant's median time, the ratios to the unaudited table
-# (of the median times, and the median of the per-round ratios) and WAL bytes per row, and,
-# for the steady state, the targets of the issue "WAL format 2" next to activity_audit's ratios.
+# too); for every statement pg_waldump also gives the bytes of full-page images in its WAL.
+# A second set of rounds (BENCH_STEADY) does the same without the CHECKPOINT: audited
+# statements write several times the WAL, so in steady state they meet more checkpoints and
+# full-page writes, which the first set hides (which statement meets a checkpoint also
+# depends on its place in the round: the FPI table shows it).  The report gives each
+# variant's median time, the ratios to the unaudited table (of the median times, and the
+# median of the per-round ratios), WAL and FPI bytes per row, and, for the steady state, the
+# targets of the issue "WAL format 2" next to activity_audit's ratios.
 set -Eeuo pipefail
 export LC_ALL=C
 unset PGOPTIONS PGSERVICE PGDATABASE PGHOST PGHOSTADDR PGPORT PGUSER
@@ -420,19 +422,22 @@ events_delivered() {
 	fi
 }
 
-# wal_messages FROM_LSN TO_LSN: "count record_bytes" of the logical-decoding messages in that WAL range.
-wal_messages() {
+# wal_stats FROM_LSN TO_LSN: "messages message_record_bytes fpi_bytes" of that WAL range: the
+# logical-decoding messages and the full-page images of all records.
+wal_stats() {
 	local stats
-	stats=$("$BINDIR/pg_waldump" -p "$PGDATA/pg_wal" -s "$1" -e "$2" -r LogicalMessage --stats=record) ||
+	stats=$("$BINDIR/pg_waldump" -p "$PGDATA/pg_wal" -s "$1" -e "$2" --stats=record) ||
 		die "pg_waldump could not read the WAL from $1 to $2"
-	awk '$1 == "LogicalMessage/MESSAGE" { n = $2; b = $4 } END { print n + 0, b + 0 }' <<< "$stats"
+	awk '$1 == "LogicalMessage/MESSAGE" { n = $2; b = $4 }
+		$1 == "Total" { f = $5 }
+		END { print n + 0, b + 0, f + 0 }' <<< "$stats"
 }
 
 # measure OP VARIANT ROUND [MODE]: one timed statement in its own session; appends to $RESULTS.
 # MODE "steady": no CHECKPOINT first; its results are recorded as OP_steady.
 measure() {
 	local op=$1 v=$2 round=$3 mode=${4:-ckpt} out ms wal lsn0 lsn1 fmt ev0=0 ev1 drain_s=nan n want
-	local msgs=nan msgbytes=nan rec=$op
+	local msgs msgbytes fpi rec=$op
 	[[ $mode == steady ]] && rec=${op}_steady
 	set_format "$v"
 	is_audit "$v" && ev0=$(events_delivered)
@@ -455,11 +460,10 @@ EOF
 	[[ -n ${fmt:-} ]] || die "no timing from the $op on ${TABLE[$v]}: $out"
 	[[ -z ${FORMAT[$v]:-} || $fmt == "${FORMAT[$v]}" ]] ||
 		die "the $op on ${TABLE[$v]} ran with audit.wal_format = '$fmt' (expected '${FORMAT[$v]}')"
-	# Count the messages in the WAL itself (needs nothing from the writer); nothing else in
-	# this range writes any.
-	if is_audit "$v" || [[ -n ${MSG_SIZE[$v]:-} ]]; then
-		read -r msgs msgbytes <<< "$(wal_messages "$lsn0" "$lsn1")"
-	fi
+	# Count the messages in the WAL itself (needs nothing from the writer; nothing else in
+	# this range writes any), and the full-page images: a checkpoint that starts between a
+	# table's INSERT and its UPDATE makes that UPDATE write one per page.
+	read -r msgs msgbytes fpi <<< "$(wal_stats "$lsn0" "$lsn1")"
 	# Wait (untimed) until the writer has read this statement's WAL and delivered its events.
 	drain_s=$(drain)
 	if is_audit "$v"; then
@@ -480,13 +484,13 @@ EOF
 		want=$ROWS; [[ $op == update ]] && want=$((2 * ROWS))
 		(( n == want )) || die "audit_log has $n rows after the $op (expected $want)"
 	fi
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rec" "$v" "$round" "$ms" "$wal" "$drain_s" "$msgs" "$msgbytes" >> "$RESULTS"
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rec" "$v" "$round" "$ms" "$wal" "$drain_s" "$msgs" "$msgbytes" "$fpi" >> "$RESULTS"
 	note "$(printf '   round %d  %-13s  %-24s %10.1f ms   %8.1f MB WAL%s' "$round" "$rec" "$(label "$v")" "$ms" \
 		"$(awk -v w="$wal" 'BEGIN { printf "%.1f", w / 1048576 }')" \
 		"$(is_audit "$v" && [[ $drain_s != nan ]] && echo "   (writer drained in ${drain_s} s)")")"
 }
 
-# agg OP VARIANT COLUMN(4=ms 5=wal 6=drain 7=messages 8=message bytes) FN(median|min|max)
+# agg OP VARIANT COLUMN(4=ms 5=wal 6=drain 7=messages 8=message bytes 9=FPI bytes) FN(median|min|max)
 agg() {
 	awk -F '\t' -v op="$1" -v v="$2" -v c="$3" '$1 == op && $2 == v && $c != "nan" { print $c }' "$RESULTS" |
 		sort -g |
@@ -623,6 +627,18 @@ report() {
 		printf '%-52s %10s %10s\n' "$(label "$v")" \
 			"$(calc "($(agg "$I" "$v" 5 median) - $(agg "$I" plain 5 median)) / $ROWS" '%.0f')" \
 			"$(calc "($(agg "$U" "$v" 5 median) - $(agg "$U" plain 5 median)) / $ROWS" '%.0f')"
+	done
+	echo
+	echo "of that WAL, full-page images per row (pg_waldump), median (min..max): they are written for"
+	echo "pages first changed after a checkpoint began, so in the steady state a statement that meets a"
+	echo "checkpoint pays them, whichever variant it is"
+	printf '%-52s %22s %22s\n' "" "INSERT" "UPDATE"
+	for v in "${VARIANTS[@]}"; do
+		printf '%-52s %22s %22s\n' "$(label "$v")" \
+			"$(printf '%.0f (%.0f..%.0f)' "$(calc "$(agg "$I" "$v" 9 median) / $ROWS" '%f')" \
+				"$(calc "$(agg "$I" "$v" 9 min) / $ROWS" '%f')" "$(calc "$(agg "$I" "$v" 9 max) / $ROWS" '%f')")" \
+			"$(printf '%.0f (%.0f..%.0f)' "$(calc "$(agg "$U" "$v" 9 median) / $ROWS" '%f')" \
+				"$(calc "$(agg "$U" "$v" 9 min) / $ROWS" '%f')" "$(calc "$(agg "$U" "$v" 9 max) / $ROWS" '%f')")"
 	done
 	if [[ ${#MSG_SIZE[@]} -gt 0 || $SKIP_AUDIT != 1 ]]; then
 		echo
