@@ -35,8 +35,11 @@
 # is the measure.  After it, untimed: flush() (its wait is the writer's lag at the end of the
 # run, reported), and checks: the transactions committed, counted in the database (new rows;
 # the growth of sum(a); rows in pgbench_history), must have delivered exactly that many events
-# (4 per tpcb transaction) by writer_status().events_delivered, or audit_log rows for the
-# PL/pgSQL trigger; a difference to pgbench's own transaction count is reported.  WAL bytes
+# by writer_status().events_delivered (4 per tpcb transaction, but 1 for one whose random
+# delta is 0: its 3 UPDATEs change nothing, and track() leaves out no-op updates by default),
+# or audit_log rows for the PL/pgSQL trigger; a difference to pgbench's own transaction count
+# is reported.  Each run starts after a CHECKPOINT, so its first seconds write full-page
+# images of every page it touches (pgbench_accounts: ~16,000 pages at scale 10).  WAL bytes
 # per transaction come from the WAL insert position before and after.  autovacuum is off in
 # this cluster, so it cannot land in some runs and not others.  Before the first round, a
 # warm-up of BENCH_PG_WARMUP seconds per workload and variant, not recorded.

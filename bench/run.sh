@@ -428,7 +428,10 @@ wal_stats() {
 	local stats
 	stats=$("$BINDIR/pg_waldump" -p "$PGDATA/pg_wal" -s "$1" -e "$2" --stats=record) ||
 		die "pg_waldump could not read the WAL from $1 to $2"
-	awk '$1 == "LogicalMessage/MESSAGE" { n = $2; b = $4 }
+	# lines: TYPE N (%) RECORD_SIZE (%) FPI_SIZE (%) COMBINED (%), where "(%)" may hold a
+	# space ("(  0.01)"); the Total line has "[%]" instead
+	awk '{ gsub(/\([^)]*\)/, "") }
+		$1 == "LogicalMessage/MESSAGE" { n = $2; b = $3 }
 		$1 == "Total" { f = $5 }
 		END { print n + 0, b + 0, f + 0 }' <<< "$stats"
 }
@@ -625,8 +628,8 @@ report() {
 	for v in "${VARIANTS[@]}"; do
 		[[ $v == plain ]] && continue
 		printf '%-52s %10s %10s\n' "$(label "$v")" \
-			"$(calc "($(agg "$I" "$v" 5 median) - $(agg "$I" plain 5 median)) / $ROWS" '%.0f')" \
-			"$(calc "($(agg "$U" "$v" 5 median) - $(agg "$U" plain 5 median)) / $ROWS" '%.0f')"
+			"$(calc "($(agg "$I" "$v" 5 median) - $(agg "$I" plain 5 median)) / $ROWS" '%.0f' | sed 's/^-0$/0/')" \
+			"$(calc "($(agg "$U" "$v" 5 median) - $(agg "$U" plain 5 median)) / $ROWS" '%.0f' | sed 's/^-0$/0/')"
 	done
 	echo
 	echo "of that WAL, full-page images per row (pg_waldump), median (min..max): they are written for"
