@@ -524,11 +524,10 @@ write_row(StringInfo buf, AARelInfo *ri)
 {
 	uint64		txid = top_txid();
 	uint64		header = current_header(ri, txid);
-	char		digits[24];
-	int			n;
+	char		digits[MAXINT8LEN + 1];
 
-	n = snprintf(digits, sizeof(digits), "," UINT64_FORMAT, header);
-	aa_put(buf, digits, n);
+	aa_put_char(buf, ',');
+	aa_put(buf, digits, pg_ulltoa_n(header, digits));
 	aa_sign_array(buf, txid, next_number(txid));
 	write_message(buf);
 }

@@ -38,11 +38,13 @@
 #include <unistd.h>
 
 #include "storage/fd.h"
+#include "utils/builtins.h"
 
 #include "activity_audit.h"
 #include "common/sign.h"
 #include "common/siphash.h"
 #include "common/stream_format.h"
+#include "common/stream_line.h"
 #include "common/strbuf.h"
 
 #define AA_KEY_FILE		AA_STATE_DIR "/event_key"
@@ -150,17 +152,8 @@ mac_v2(uint64 txid, uint64 counter)
 static void
 put_u64(StringInfo buf, uint64 v)
 {
-	char		digits[20];
-	int			n = 0;
-
-	do
-	{
-		digits[n++] = '0' + (char) (v % 10);
-		v /= 10;
-	} while (v > 0);
-	enlargeStringInfo(buf, n);
-	while (n > 0)
-		buf->data[buf->len++] = digits[--n];
+	enlargeStringInfo(buf, MAXINT8LEN);
+	buf->len += pg_ulltoa_n(v, buf->data + buf->len);
 	buf->data[buf->len] = '\0';
 }
 
@@ -206,29 +199,6 @@ aa_sign_array(StringInfo buf, uint64 txid, uint64 counter)
 	aa_put_char(buf, ',');
 	put_signature(buf, txid, counter);
 	aa_put_char(buf, ']');
-}
-
-/*
- * Read a number of at most 20 digits that ends right before 'end'; returns
- * where it starts, or NULL.
- */
-static const char *
-digits_before(const char *start, const char *end, uint64 *value)
-{
-	const char *p = end;
-	uint64		v = 0;
-	uint64		scale = 1;
-
-	while (p > start && p[-1] >= '0' && p[-1] <= '9' && end - p < 20)
-	{
-		p--;
-		v += (uint64) (*p - '0') * scale;
-		scale *= 10;
-	}
-	if (p == end)
-		return NULL;
-	*value = v;
-	return p;
 }
 
 /* Whether the 16 characters are lowercase hex digits. */
@@ -282,7 +252,7 @@ aa_verify_message(const char *msg, size_t len, AASignature *sig)
 
 		if (key - msg < 8 || memcmp(key, AA_SIG_KEY, sizeof(AA_SIG_KEY) - 1) != 0)
 			return false;
-		p = digits_before(msg, key, &txid);
+		p = aa_uint64_before(msg, key, &txid);
 		if (p == NULL || p - msg < 8 ||
 			memcmp(p - 8, AA_TXID_KEY, sizeof(AA_TXID_KEY) - 1) != 0)
 			return false;
@@ -299,9 +269,9 @@ aa_verify_message(const char *msg, size_t len, AASignature *sig)
 
 	/* version 2: "<txid>:<counter>:<mac>" */
 	if (hex[-1] != ':' ||
-		(p = digits_before(msg, hex - 1, &counter)) == NULL ||
+		(p = aa_uint64_before(msg, hex - 1, &counter)) == NULL ||
 		p - msg < 2 || p[-1] != ':' ||
-		(p = digits_before(msg, p - 1, &txid)) == NULL ||
+		(p = aa_uint64_before(msg, p - 1, &txid)) == NULL ||
 		p - msg < 2 || p[-1] != '"')
 		return false;
 	p--;						/* the opening quote */

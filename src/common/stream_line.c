@@ -111,6 +111,24 @@ aa_parse_uint64(const char *s, uint64_t *value, const char **end)
 }
 
 /*
+ * The decimal uint64 that ends right before 'end', not reaching before
+ * 'start' (at most 20 digits, no overflow): where it starts, or NULL.  The
+ * writer's keys and the signatures are read from a text's end this way.
+ */
+const char *
+aa_uint64_before(const char *start, const char *end, uint64_t *value)
+{
+	const char *p = end;
+	const char *after;
+
+	while (p > start && p[-1] >= '0' && p[-1] <= '9' && end - p < 20)
+		p--;
+	if (p == end || !aa_parse_uint64(p, value, &after) || after != end)
+		return NULL;
+	return p;
+}
+
+/*
  * Whether the event part of a line, text[0 .. body_len), ends the way only
  * a gap line's does: with "lost_to_lsn" equal to the line's "lsn" (see
  * stream_format.h; an event's last key is "txid").  This needs no more
@@ -198,18 +216,14 @@ aa_line_parse(const char *text, size_t len, AALine *line)
 	}
 
 	/* "seq":<digits> right before that, after ',' or the object's '{' */
-	digits = p;
-	while (digits > text && digits[-1] >= '0' && digits[-1] <= '9' && p - digits <= 20)
-		digits--;
-	if (digits == p || digits - text < (ptrdiff_t) LIT_LEN(AA_SEQ_KEY) + 1 ||
+	digits = aa_uint64_before(text, p, &seq);
+	if (digits == NULL || digits - text < (ptrdiff_t) LIT_LEN(AA_SEQ_KEY) + 1 ||
 		memcmp(digits - LIT_LEN(AA_SEQ_KEY), AA_SEQ_KEY, LIT_LEN(AA_SEQ_KEY)) != 0)
 		return false;
 	{
 		char		before = digits[-(ptrdiff_t) LIT_LEN(AA_SEQ_KEY) - 1];
-		const char *after;
 
-		if ((before != ',' && before != '{') ||
-			!aa_parse_uint64(digits, &seq, &after) || after != p)
+		if (before != ',' && before != '{')
 			return false;
 		line->body_len = (digits - LIT_LEN(AA_SEQ_KEY) - text) -
 			(before == ',' ? 1 : 0);

@@ -57,6 +57,8 @@ typedef struct AAGap
 extern bool aa_is_hash_hex(const char *s);
 extern bool aa_parse_lsn(const char *s, uint64_t *lsn, const char **end);
 extern bool aa_parse_uint64(const char *s, uint64_t *value, const char **end);
+extern const char *aa_uint64_before(const char *start, const char *end,
+									uint64_t *value);
 extern bool aa_line_parse(const char *text, size_t len, AALine *line);
 extern bool aa_is_stream_file_name(const char *name);
 extern int	aa_gap_format(const AAGap *gap, char *out, size_t size);

@@ -33,6 +33,7 @@
 
 #include "common/message.h"
 #include "common/sign.h"
+#include "common/stream_line.h"
 #include "writer/writer.h"
 
 static uint64 forged_rejected = 0;
@@ -276,10 +277,14 @@ drop_aborted(TransactionId xid, TransactionId *subxacts, int nsubxacts)
 static bool
 event_names_txid(const char *body, size_t len, uint64 txid)
 {
-	char		expect[32];
-	int			n = snprintf(expect, sizeof(expect), AA_TXID_KEY UINT64_FORMAT, txid);
+	const char *p;
+	uint64		value;
 
-	return len >= (size_t) n && memcmp(body + len - n, expect, n) == 0;
+	p = aa_uint64_before(body, body + len, &value);
+	/* as the trigger writes it: no leading zeros */
+	return p != NULL && value == txid && (p[0] != '0' || body + len - p == 1) &&
+		p - body >= (ptrdiff_t) (sizeof(AA_TXID_KEY) - 1) &&
+		memcmp(p - (sizeof(AA_TXID_KEY) - 1), AA_TXID_KEY, sizeof(AA_TXID_KEY) - 1) == 0;
 }
 
 /*
@@ -289,23 +294,13 @@ event_names_txid(const char *body, size_t len, uint64 txid)
 static bool
 row_header_number(const char *body, size_t len, uint64 *number, size_t *row_len)
 {
-	size_t		i = len;
-	uint64		value = 0;
-	uint64		scale = 1;
+	const char *p = aa_uint64_before(body, body + len, number);
 
-	while (i > 0 && body[i - 1] >= '0' && body[i - 1] <= '9' && len - i < 20)
-	{
-		i--;
-		value += (uint64) (body[i] - '0') * scale;
-		scale *= 10;
-	}
-	if (i == len || i == 0 || body[i - 1] != ',' || value == 0)
+	if (p == NULL || p == body || p[-1] != ',' || *number == 0)
 		return false;
-	*number = value;
-	*row_len = i - 1;
+	*row_len = (p - body) - 1;
 	return true;
 }
-
 
 /*
  * Whether a WAL record is one of our messages with a valid signature, and
