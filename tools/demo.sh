@@ -82,11 +82,15 @@ psql_demo() {
 		-d postgres "$@"
 }
 
-# show_events: read the audit events decoded since the last call, print each
-# one pretty (keys stay in the order the event has them), and set n_events.
+# show_events: read the audit messages decoded since the last call, print each
+# one pretty (keys stay in the order the message has them), and set n_events
+# to the number of events among them: with audit.wal_format = compact (the
+# default) a header message holds what a table's rows share and each row has
+# a message of its own, [timestamp, event_type, ...] (README, "The WAL
+# messages"); with full, every message is a whole event.
 # test_decoding prints a logical message as
 #   message: transactional: 1 prefix: activity_audit, sz: N content:{...}
-# The cast to json checks each event is valid JSON without reordering it.
+# The cast to json checks each message is valid JSON without reordering it.
 events_sql="SELECT substr(data, strpos(data, 'content:') + length('content:'))::json
 FROM pg_logical_slot_get_changes('demo', NULL, NULL, 'include-xids', '0')
 WHERE data LIKE 'message: transactional: 1 prefix: activity\_audit, %';"
@@ -96,7 +100,7 @@ show_events() {
 	events="$(psql_demo -A -t -q -c "$events_sql")"
 	n_events=0
 	[[ -n "$events" ]] || return 0
-	n_events="$(printf '%s\n' "$events" | wc -l)"
+	n_events="$(printf '%s\n' "$events" | grep -c -e '^\[' -e '^{"timestamp"' || true)"
 	printf '%s\n' "$events" | perl -ne '
 		# Re-indent one JSON text per line; strings are copied untouched.
 		chomp;
@@ -142,7 +146,7 @@ COMMIT;
 SQL
 
 printf '\n'
-say "its audit events, as logical decoding (test_decoding) delivers them:"
+say "its audit messages, as logical decoding (test_decoding) delivers them (a header, then a message per row):"
 printf '%s\n' "$events_sql"
 printf '\n'
 show_events
