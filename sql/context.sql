@@ -97,9 +97,44 @@ INSERT INTO ctx VALUES (12, 'as app');
 RESET ROLE;
 RESET application_name;
 SELECT e->>'db' = current_database() AS db_ok, e->>'db_user' AS db_user,
+       e->>'session_user' = session_user AS session_user_ok,
        e->>'application_name' AS application_name, e->'client_addr' AS client_addr,
        e->>'schema' AS schema, e->>'table' AS "table"
   FROM audit_events() e;
+
+-- session_user: the role that logged in, which neither SET ROLE nor a
+-- SECURITY DEFINER function hides; in one transaction, so each row's
+-- roles are the ones it was written under (the compact header follows
+-- them), also when only the session user changes (SET SESSION
+-- AUTHORIZATION under the same SET ROLE)
+CREATE ROLE regress_audit_login1 IN ROLE regress_audit_app;
+CREATE ROLE regress_audit_login2 IN ROLE regress_audit_app;
+CREATE FUNCTION ctx_definer_insert(k int) RETURNS void
+LANGUAGE sql SECURITY DEFINER AS $$ INSERT INTO ctx VALUES (k, 'definer') $$;
+ALTER FUNCTION ctx_definer_insert(int) OWNER TO regress_audit_app;
+GRANT EXECUTE ON FUNCTION ctx_definer_insert(int) TO regress_audit_login1;
+BEGIN;
+SET LOCAL SESSION AUTHORIZATION regress_audit_login1;
+SELECT ctx_definer_insert(113);
+SET LOCAL ROLE regress_audit_app;
+INSERT INTO ctx VALUES (114, 'login1 as app');
+SET LOCAL SESSION AUTHORIZATION regress_audit_login2;
+SET LOCAL ROLE regress_audit_app;
+INSERT INTO ctx VALUES (115, 'login2 as app');
+RESET SESSION AUTHORIZATION;
+RESET ROLE;
+INSERT INTO ctx VALUES (116, 'superuser');
+COMMIT;
+SELECT e->'instance_repr'->>'id' AS id,
+       CASE WHEN e->>'db_user' = current_user THEN '(the superuser)'
+            ELSE e->>'db_user' END AS db_user,
+       CASE WHEN e->>'session_user' = session_user THEN '(the superuser)'
+            ELSE e->>'session_user' END AS session_user
+  FROM audit_events() e;
+DROP FUNCTION ctx_definer_insert(int);
+DELETE FROM ctx WHERE id > 100;
+SELECT count(*) AS deleted FROM audit_events();
+DROP ROLE regress_audit_login1, regress_audit_login2;
 
 -- audit.enabled: only a superuser may turn auditing off
 SET ROLE regress_audit_app;

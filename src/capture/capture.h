@@ -118,7 +118,8 @@ typedef struct AARelInfo
 	uint64		hdr_txid;		/* its transaction; 0: none */
 	SubTransactionId hdr_subxid;
 	uint64		hdr_generation; /* aa_context_generation it was built at */
-	Oid			hdr_role;
+	Oid			hdr_role;		/* current_user then */
+	Oid			hdr_session_role;	/* session_user then */
 	uint64		hdr_serial;		/* event.c's header count at the time */
 	uint64		hdr_counter;	/* its message number */
 	int			hdr_rows;		/* rows that refer to it */

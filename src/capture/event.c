@@ -21,8 +21,8 @@
  * so they rise in WAL order also when a firing nests in another.
  *
  * Values that are the same for every row of a session (database, client
- * address, the current role's name) are computed once and reused; nothing
- * here reads the catalogs per row.
+ * address, the names of the current and the session role) are computed
+ * once and reused; nothing here reads the catalogs per row.
  *
  * This file must not decide whether a row is audited (capture.c does).
  *
@@ -61,8 +61,16 @@
 /* Session-constant pieces, built on first use. */
 static char *db_field = NULL;	/* "db":"..." */
 static char *client_addr_value = NULL;	/* "1.2.3.4" or null */
-static Oid	cached_role = InvalidOid;
-static char *cached_role_value = NULL;	/* "name" */
+
+/* A role's name as a JSON string, looked up again only when it changes. */
+typedef struct AARoleName
+{
+	Oid			role;			/* InvalidOid: not looked up yet */
+	char	   *value;			/* "name", in TopMemoryContext */
+} AARoleName;
+
+static AARoleName current_role_name = {InvalidOid, NULL};
+static AARoleName session_role_name = {InvalidOid, NULL};
 
 /* Buffers reused across rows, owned by TopMemoryContext. */
 static StringInfoData event_buf;
@@ -79,11 +87,12 @@ static const char *const event_type_names[] = {
 	"CREATE", "UPDATE", "DELETE", "TRUNCATE"
 };
 
-/* Role renames invalidate the cached role name, and so the headers. */
+/* Role renames invalidate the cached role names, and so the headers. */
 static void
 role_callback(Datum arg, int cacheid, uint32 hashvalue)
 {
-	cached_role = InvalidOid;
+	current_role_name.role = InvalidOid;
+	session_role_name.role = InvalidOid;
 	aa_context_generation++;
 }
 
@@ -160,13 +169,15 @@ init_session_values(void)
 	MemoryContextSwitchTo(old);
 }
 
-/* current_user as a JSON string, looked up only when the role changes. */
+/*
+ * The name of 'role' as a JSON string, from 'cache' unless the role
+ * changed (SET ROLE, a SECURITY DEFINER function, SET SESSION
+ * AUTHORIZATION) or was renamed since.
+ */
 static const char *
-current_role_value(void)
+role_value(AARoleName *cache, Oid role)
 {
-	Oid			role = GetUserId();
-
-	if (role != cached_role || cached_role_value == NULL)
+	if (role != cache->role || cache->value == NULL)
 	{
 		char	   *name = GetUserNameFromId(role, false);
 		StringInfoData buf;
@@ -175,12 +186,12 @@ current_role_value(void)
 		initStringInfo(&buf);
 		aa_json_string(&buf, name, strlen(name));
 		MemoryContextSwitchTo(old);
-		if (cached_role_value)
-			pfree(cached_role_value);
-		cached_role_value = buf.data;
-		cached_role = role;
+		if (cache->value)
+			pfree(cache->value);
+		cache->value = buf.data;
+		cache->role = role;
 	}
-	return cached_role_value;
+	return cache->value;
 }
 
 /*
@@ -412,7 +423,9 @@ append_context(StringInfo buf, AARelInfo *ri)
 	aa_put_char(buf, ',');
 	aa_put_str(buf, db_field);
 	aa_put_lit(buf, ",\"db_user\":");
-	aa_put_str(buf, current_role_value());
+	aa_put_str(buf, role_value(&current_role_name, GetUserId()));
+	aa_put_lit(buf, ",\"session_user\":");
+	aa_put_str(buf, role_value(&session_role_name, GetSessionUserId()));
 	aa_put_lit(buf, ",\"application_name\":");
 	append_setting(buf, application_name);
 	aa_put_lit(buf, ",\"client_addr\":");
@@ -443,8 +456,8 @@ write_event(StringInfo buf)
 
 /*
  * Whether the relation's last header still describes what a row written
- * now shares: the same (sub)transaction, context, role and
- * application_name, and few enough headers since for the writer to still
+ * now shares: the same (sub)transaction, context, roles (current and
+ * session) and application_name, and few enough headers since for the writer to still
  * hold it (AA_HEADER_WINDOW), and not too many rows on it already
  * (AA_HEADER_ROWS).
  */
@@ -457,6 +470,7 @@ header_current(AARelInfo *ri, uint64 txid)
 		ri->hdr_subxid == GetCurrentSubTransactionId() &&
 		ri->hdr_generation == aa_context_generation &&
 		ri->hdr_role == GetUserId() &&
+		ri->hdr_session_role == GetSessionUserId() &&
 		headers_written - ri->hdr_serial < AA_HEADER_WINDOW &&
 		ri->hdr_rows < AA_HEADER_ROWS &&
 		strcmp(ri->hdr_appname, app) == 0;
@@ -503,6 +517,7 @@ current_header(AARelInfo *ri, uint64 txid)
 	ri->hdr_subxid = GetCurrentSubTransactionId();
 	ri->hdr_generation = aa_context_generation;
 	ri->hdr_role = GetUserId();
+	ri->hdr_session_role = GetSessionUserId();
 	ri->hdr_serial = headers_written++;
 	ri->hdr_counter = number;
 	ri->hdr_rows = 1;
