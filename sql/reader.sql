@@ -165,6 +165,39 @@ SELECT count(*) > 0 AS reads_stream FROM activity_audit.log_stream();
 SELECT event_type, instance_id FROM activity_audit.history('reader_t', '1') ORDER BY seq;
 SELECT ok, first_bad_seq FROM activity_audit.verify();
 RESET ROLE;
+
+-- The stream holds every database's events; an auditor granted the readers
+-- in one database sees that database's only, unless it could read the
+-- files anyway (superuser, pg_read_server_files).
+SELECT current_database() AS regress_db \gset
+CREATE DATABASE regress_audit_other;
+\c regress_audit_other
+SET client_min_messages = warning;
+CREATE EXTENSION activity_audit;
+CREATE TABLE other_t (id int PRIMARY KEY, v text);
+SELECT activity_audit.track('other_t');
+INSERT INTO other_t VALUES (1, 'other database');
+SELECT activity_audit.flush('30s') AS flushed;
+\c :regress_db
+SET client_min_messages = warning;
+CREATE VIEW reader_dbs AS
+SELECT count(*) FILTER (WHERE event->>'db' = 'regress_audit_other') AS other_db,
+       count(*) FILTER (WHERE event->>'db' = current_database()) > 0 AS this_db,
+       count(*) FILTER (WHERE event->>'table' = 'other_t') AS other_t
+  FROM activity_audit.log_stream();
+GRANT SELECT ON reader_dbs TO regress_auditor;
+SELECT * FROM reader_dbs;
+SET ROLE regress_auditor;
+SELECT * FROM reader_dbs;
+RESET ROLE;
+GRANT pg_read_server_files TO regress_auditor;
+SET ROLE regress_auditor;
+SELECT * FROM reader_dbs;
+RESET ROLE;
+REVOKE pg_read_server_files FROM regress_auditor;
+DROP VIEW reader_dbs;
+DROP DATABASE regress_audit_other;
+
 REVOKE ALL ON FUNCTION activity_audit.log_stream(timestamptz, timestamptz),
                        activity_audit.history(regclass, text),
                        activity_audit.verify() FROM regress_auditor;

@@ -11,16 +11,23 @@
  * skipped before parsing where their text tells (the leading "timestamp",
  * the "table":"<name>" form; see common/stream_format.h).
  *
+ * The stream holds every database's events.  A caller who could not read
+ * the files anyway (neither superuser nor member of pg_read_server_files)
+ * sees only the current database's: events whose "db" names it, and the
+ * stream's own lines that name no database (a gap in the WAL, say).
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include <time.h>
 
+#include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/jsonb.h"
@@ -52,6 +59,7 @@ typedef struct StreamScan
 	char	   *db;
 	char	   *instance_id;
 	char	   *needle;			/* "table":"<name>" to pre-filter lines, or NULL */
+	char	   *only_db;		/* the caller may see this database's only */
 } StreamScan;
 
 /*
@@ -151,6 +159,16 @@ event_key_equals(Jsonb *jb, const char *key, const char *s)
 }
 
 /*
+ * Whether a caller limited to database 'db' may see the line: its "db"
+ * names that database, or it has none (the stream's own lines).
+ */
+static bool
+visible_in_db(Jsonb *jb, const char *db)
+{
+	return event_key(jb, "db") == NULL || event_key_equals(jb, "db", db);
+}
+
+/*
  * The event's "timestamp" without parsing the whole line when it is the
  * first key, as the trigger writes it; otherwise from the parsed event.
  * false when the line has none that can be read.
@@ -206,6 +224,9 @@ stream_scan_begin(FunctionCallInfo fcinfo, FuncCallContext *funcctx)
 				 errmsg("function returning record called in context that cannot accept type record"),
 				 errhint("Call it in the FROM clause: SELECT * FROM activity_audit.log_stream().")));
 	funcctx->tuple_desc = BlessTupleDesc(tupdesc);
+	if (!superuser() &&
+		!has_privs_of_role(GetUserId(), ROLE_PG_READ_SERVER_FILES))
+		scan->only_db = get_database_name(MyDatabaseId);
 	aa_reader_init(&scan->reader);
 	scan->linecxt = AllocSetContextCreate(funcctx->multi_call_memory_ctx,
 										  "activity_audit stream line",
@@ -264,9 +285,18 @@ stream_scan_next(StreamScan *scan, TupleDesc tupdesc)
 
 		jb = aa_line_to_jsonb(line, len, scan->reader.files[scan->reader.fileno],
 							  scan->reader.lineno, &readable);
-		if (!readable && (scan->table || scan->has_since || scan->has_until))
+		if (!readable && (scan->table || scan->has_since || scan->has_until ||
+						  scan->only_db))
 		{
-			/* it cannot be placed in a window nor named a row's */
+			/*
+			 * It cannot be placed in a window nor named a row's, nor shown
+			 * to a caller who may see one database's events only.
+			 */
+			MemoryContextSwitchTo(old);
+			continue;
+		}
+		if (scan->only_db && !visible_in_db(jb, scan->only_db))
+		{
 			MemoryContextSwitchTo(old);
 			continue;
 		}
