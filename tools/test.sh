@@ -8,7 +8,7 @@
 # root.  It
 #   1. installs the Debian packages it needs, if any are missing
 #      (build-essential, postgresql-$PG_MAJOR, postgresql-server-dev-$PG_MAJOR,
-#      libipc-run-perl, util-linux-extra);
+#      libipc-run-perl, postgresql-$PG_MAJOR-wal2json, util-linux-extra);
 #   2. copies the source tree to a fresh temporary directory owned by the
 #      postgres OS user, builds it there with warnings as errors and installs
 #      it (the clone itself is left untouched);
@@ -145,9 +145,11 @@ run_suite() {
 # --- 1. packages ------------------------------------------------------------
 # libkrb5-dev: the server headers include gssapi/gssapi.h
 # util-linux-extra: fincore, for the page-cache test (015)
+# postgresql-$PG_MAJOR-wal2json: the logical-decoding recipes' test (037)
 ensure_packages build-essential "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" \
 	libkrb5-dev \
 	libipc-run-perl \
+	"postgresql-$PG_MAJOR-wal2json" \
 	util-linux-extra
 check_pg_config
 
