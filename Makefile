@@ -1,10 +1,18 @@
 # Makefile for activity_audit (PGXS)
 #
 #   make && make install          build and install into the PostgreSQL found by PG_CONFIG
-#   make installcheck             pg_regress, isolation and TAP suites, each on a
-#                                 throwaway cluster of its own (run as a non-root user)
+#   make installcheck             the pg_regress and isolation suites against the running
+#                                 server libpq finds (PGHOST, PGPORT, ...; PGXS's convention):
+#                                 it must preload the library and have wal_level = logical
+#                                 and prepared transactions (test/regress.conf has the
+#                                 settings); the suites use databases of their own
+#   make installcheck TEMP_INSTANCE=1
+#                                 the same, each suite on a throwaway cluster of its own
+#   make installcheck TAP_TESTS=1 REGRESS= ISOLATION=
+#                                 the TAP suite (each test makes its own clusters)
 #
-# tools/test.sh wraps all of this for a fresh machine; see README.md.
+# Run them as a non-root user.  tools/test.sh wraps all of this for a fresh
+# machine; see README.md.
 
 MODULE_big = activity_audit
 OBJS = \
@@ -50,16 +58,18 @@ PGFILEDESC = "activity_audit - audit trail of row changes through the WAL"
 
 PG_CPPFLAGS = -I$(srcdir)/src
 
-# pg_regress: a private cluster with the library preloaded and logical WAL,
-# so the tests can read events back through a test_decoding slot.
+# pg_regress and isolation: a server with the library preloaded and logical
+# WAL (the tests read events back through a test_decoding slot), either the
+# running one or, with TEMP_INSTANCE=1, a private cluster per suite.
 REGRESS = setup track context values capture ddl partition partition_roles truncate writer reader reader_escapes wal_format
-REGRESS_OPTS = --temp-instance=tmp_regress --temp-config=$(srcdir)/test/regress.conf
-
 ISOLATION = concurrent_ddl commit_order twophase concurrent_writers inval_during_build
-ISOLATION_OPTS = --temp-instance=tmp_isolation --temp-config=$(srcdir)/test/regress.conf \
-	--inputdir=$(srcdir)/test/isolation
+ISOLATION_OPTS = --inputdir=$(srcdir)/test/isolation
+ifdef TEMP_INSTANCE
+REGRESS_OPTS += --temp-instance=tmp_regress --temp-config=$(srcdir)/test/regress.conf
+ISOLATION_OPTS += --temp-instance=tmp_isolation --temp-config=$(srcdir)/test/regress.conf
+endif
 
-TAP_TESTS = 1
+# TAP (only with TAP_TESTS=1, see above)
 PROVE_TESTS = test/t/*.pl
 
 EXTRA_CLEAN = tmp_regress tmp_isolation output_iso results regression.diffs regression.out
@@ -67,6 +77,18 @@ EXTRA_CLEAN = tmp_regress tmp_isolation output_iso results regression.diffs regr
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# Against a running server, say first what it lacks, instead of a page of
+# diffs (test/installcheck_server.sql).
+ifndef TEMP_INSTANCE
+ifneq ($(strip $(REGRESS)$(ISOLATION)),)
+installcheck: installcheck-server
+endif
+endif
+
+.PHONY: installcheck-server
+installcheck-server:
+	@'$(bindir)/psql' -X -q -At -v ON_ERROR_STOP=1 -d postgres -f '$(srcdir)/test/installcheck_server.sql'
 
 # every object depends on the shared header (PGXS does not track headers)
 $(OBJS): src/activity_audit.h src/guc.h $(wildcard $(srcdir)/src/*/*.h)

@@ -102,3 +102,23 @@ $$;
 CREATE FUNCTION audit_brief() RETURNS TABLE(event_type text, model text, instance_id text, instance_repr jsonb, changes jsonb) LANGUAGE sql AS $$
   SELECT e->>'event_type', e->>'model', e->>'instance_id', e->'instance_repr', e->'changes' FROM audit_events() e
 $$;
+
+-- The stream may hold events from before this run (make installcheck on a
+-- server in use, or run twice): the tests look at the events delivered
+-- after this point, and at the whole stream only as one chain.
+SELECT activity_audit.flush('60s') AS flushed;
+CREATE TABLE regress_stream_base AS
+  SELECT coalesce(max(seq), 0) AS seq FROM activity_audit.log_stream();
+GRANT SELECT ON regress_stream_base TO PUBLIC;
+-- Whether a delivered event (log_stream()'s event, or a parsed line) is
+-- this run's.
+CREATE FUNCTION regress_new(seq bigint) RETURNS boolean LANGUAGE sql STABLE AS $$
+  SELECT seq > (SELECT b.seq FROM regress_stream_base b)
+$$;
+CREATE FUNCTION regress_new(e jsonb) RETURNS boolean LANGUAGE sql STABLE AS $$
+  SELECT regress_new((e->>'seq')::bigint)
+$$;
+-- The file sink's directory, as pg_ls_dir() and pg_read_file() take it.
+CREATE FUNCTION regress_stream_dir() RETURNS text LANGUAGE sql STABLE AS $$
+  SELECT current_setting('audit.log_directory')
+$$;

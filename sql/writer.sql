@@ -1,7 +1,7 @@
 --
 -- writer: the background worker that delivers committed events, in commit
 -- order and exactly once, to the JSON Lines files of the file sink
--- ($PGDATA/log/audit-*.jsonl).  Each delivered line is the event (without
+-- (audit.log_directory, by default $PGDATA/log/audit-*.jsonl).  Each delivered line is the event (without
 -- its "sig" key) followed by "seq", "lsn", "committed_at", "prev_hash" and
 -- "hash".  The files are read back here with pg_read_file(), so this test
 -- needs a superuser.
@@ -18,9 +18,9 @@ SELECT count(*) AS leftover FROM audit_raw();
 CREATE FUNCTION writer_lines() RETURNS TABLE(n bigint, file text, line text)
 LANGUAGE sql AS $$
   SELECT row_number() OVER (ORDER BY d.f COLLATE "C", l.i), d.f, l.line
-    FROM (SELECT f FROM pg_ls_dir('log') f WHERE f LIKE 'audit-%.jsonl') d,
+    FROM (SELECT f FROM pg_ls_dir(regress_stream_dir()) f WHERE f LIKE 'audit-%.jsonl') d,
          LATERAL (SELECT x.line, x.i, count(*) OVER () AS cnt
-                    FROM regexp_split_to_table(pg_read_file('log/' || d.f), E'\n')
+                    FROM regexp_split_to_table(pg_read_file(regress_stream_dir() || '/' || d.f), E'\n')
                          WITH ORDINALITY x(line, i)) l
    WHERE l.i < l.cnt
    ORDER BY 1
@@ -32,7 +32,7 @@ LANGUAGE sql AS $$
   SELECT n, line, line::jsonb FROM writer_lines() ORDER BY n
 $$;
 
--- The delivered events of table writer_t, in stream order: their rank, the
+-- This run's delivered events of table writer_t, in stream order: their rank, the
 -- rank of their transaction (by commit LSN), and what changed.
 CREATE FUNCTION writer_t_events()
 RETURNS TABLE(rank bigint, xact bigint, event_type text, instance_id text, instance_repr jsonb, changes jsonb)
@@ -41,7 +41,7 @@ LANGUAGE sql AS $$
          dense_rank() OVER (ORDER BY (e->>'lsn')::pg_lsn),
          e->>'event_type', e->>'instance_id', e->'instance_repr', e->'changes'
     FROM writer_stream()
-   WHERE e->>'schema' = 'public' AND e->>'table' = 'writer_t'
+   WHERE regress_new(e) AND e->>'schema' = 'public' AND e->>'table' = 'writer_t'
    ORDER BY n
 $$;
 
@@ -57,6 +57,9 @@ SELECT pid IS NOT NULL AS running,
        lag_bytes >= 0 AS lag_ok,
        last_error IS NULL AS no_error
   FROM activity_audit.writer_status() s;
+SELECT events_delivered AS delivered_before, forged_rejected AS forged_before,
+       (SELECT coalesce(max(seq), 0) FROM activity_audit.log_stream()) AS seq_before
+  FROM activity_audit.writer_status() \gset
 
 -- Its replication slot keeps the WAL it has not delivered yet.
 SELECT slot_type, active, restart_lsn IS NOT NULL AS keeps_wal
@@ -118,7 +121,7 @@ SELECT rank, left(s.line, length(r.raw) - 1) = left(r.raw, -1) AS same_event_tex
        substr(s.line, length(r.raw)) ~ '^,"seq":[0-9]+,"lsn":"[0-9A-F]+/[0-9A-F]+","committed_at":"[^"]+","prev_hash":"[0-9a-f]{64}","hash":"[0-9a-f]{64}"}$' AS stream_keys
   FROM (SELECT row_number() OVER (ORDER BY n) AS rank, line
           FROM writer_snap
-         WHERE e->>'schema' = 'public' AND e->>'table' = 'writer_t') s
+         WHERE regress_new(e) AND e->>'schema' = 'public' AND e->>'table' = 'writer_t') s
   FULL JOIN writer_raw r USING (rank)
  ORDER BY rank;
 
@@ -128,7 +131,7 @@ SELECT DISTINCT e->>'event_type' AS event_type,
        (SELECT string_agg(k, ',' ORDER BY o)
           FROM json_object_keys(line::json) WITH ORDINALITY k(k, o)) AS keys
   FROM writer_snap
- WHERE e->>'schema' = 'public' AND e->>'table' = 'writer_t'
+ WHERE regress_new(e) AND e->>'schema' = 'public' AND e->>'table' = 'writer_t'
  ORDER BY 1;
 
 -- lsn is the commit's: one per transaction, between the LSNs taken before
@@ -145,26 +148,28 @@ SELECT dense_rank() OVER (ORDER BY min((e->>'lsn')::pg_lsn)) AS xact,
        bool_and((e->>'committed_at')::timestamptz >= (e->>'timestamp')::timestamptz) AS committed_after_change,
        bool_and((e->>'committed_at')::timestamptz <= clock_timestamp()) AS committed_in_past
   FROM writer_snap
- WHERE e->>'schema' = 'public' AND e->>'table' = 'writer_t'
+ WHERE regress_new(e) AND e->>'schema' = 'public' AND e->>'table' = 'writer_t'
  GROUP BY e->>'lsn'
  ORDER BY 1;
 
 --
--- The whole stream (the events of the earlier tests too): seq is 1, 2, ...
--- N without gap or repeat, commit LSNs never go back, no line has "sig",
--- every line ends with prev_hash and hash, prev_hash is the previous
--- line's hash (64 zeros for the first), and hash is the SHA-256 of
--- prev_hash followed by the line's text before its ,"prev_hash" key (its
--- last one: the stream's keys are the last 154 characters of a line).
+-- The whole stream (the events of the earlier tests too, and of earlier
+-- runs on a server in use): seq is 1, 2, ... N without gap or repeat (from
+-- its first line on: the first is seq 1 unless older files were removed),
+-- commit LSNs never go back, no line has "sig", every line ends with
+-- prev_hash and hash, prev_hash is the previous line's hash (64 zeros for
+-- seq 1), and hash is the SHA-256 of prev_hash followed by the line's text
+-- before its ,"prev_hash" key (its last one: the stream's keys are the
+-- last 154 characters of a line).
 --
 WITH s AS (
   SELECT n, line, e,
+         min((e->>'seq')::bigint) OVER () AS first,
          lag(e->>'hash') OVER (ORDER BY n) AS prev,
          lag((e->>'lsn')::pg_lsn) OVER (ORDER BY n) AS prev_lsn
     FROM writer_snap)
 SELECT count(*) > 0 AS has_events,
-       min((e->>'seq')::bigint) AS first_seq,
-       bool_and((e->>'seq')::bigint = n) AS seq_1_to_n,
+       bool_and((e->>'seq')::bigint = n + first - 1) AS seq_consecutive,
        count(DISTINCT e->>'seq') = count(*) AS seq_unique,
        bool_and(jsonb_typeof(e->'seq') = 'number') AS seq_is_number,
        bool_and(prev_lsn IS NULL OR (e->>'lsn')::pg_lsn >= prev_lsn) AS commit_order,
@@ -172,7 +177,7 @@ SELECT count(*) > 0 AS has_events,
        bool_and(right(line, 154) ~ '^,"prev_hash":"[0-9a-f]{64}","hash":"[0-9a-f]{64}"}$') AS tail_ok,
        bool_and(substr(right(line, 154), 15, 64) = e->>'prev_hash'
                 AND substr(right(line, 154), 89, 64) = e->>'hash') AS tail_is_the_keys,
-       bool_and(e->>'prev_hash' = coalesce(prev, repeat('0', 64))) AS chain_linked,
+       bool_and(e->>'prev_hash' = coalesce(prev, CASE WHEN first = 1 THEN repeat('0', 64) ELSE e->>'prev_hash' END)) AS chain_linked,
        bool_and(e->>'hash' = encode(sha256(convert_to((e->>'prev_hash') || left(line, -154), 'UTF8')), 'hex')) AS hash_ok,
        count(DISTINCT e->>'hash') = count(*) AS hashes_unique
   FROM s;
@@ -181,21 +186,21 @@ SELECT count(*) > 0 AS has_events,
 SELECT count(*) >= 1 AS has_files,
        bool_and(c = '' OR right(c, 1) = E'\n') AS complete_lines,
        bool_and(position(E'\n\n' IN c) = 0 AND left(c, 1) <> E'\n') AS no_empty_lines
-  FROM (SELECT pg_read_file('log/' || f) AS c
-          FROM pg_ls_dir('log') f WHERE f LIKE 'audit-%.jsonl') d;
+  FROM (SELECT pg_read_file(regress_stream_dir() || '/' || f) AS c
+          FROM pg_ls_dir(regress_stream_dir()) f WHERE f LIKE 'audit-%.jsonl') d;
 
--- writer_status() agrees with the files: it has delivered every line (the
--- server has not restarted), nothing is pending, nothing was rejected (no
--- test before this one emits messages the trigger did not sign), and
--- current_file is the last file.
-SELECT s.events_delivered = (SELECT count(*) FROM writer_snap) AS delivered_all,
+-- writer_status() agrees with the files: it has delivered every line added
+-- since this test began, nothing is pending, nothing was rejected meanwhile,
+-- and current_file is the last file.
+SELECT s.events_delivered - :delivered_before =
+         (SELECT count(*) FROM writer_snap WHERE (e->>'seq')::bigint > :seq_before) AS delivered_all,
        s.bytes_written > 0 AS wrote_bytes,
        s.pending_xacts AS pending_xacts,
        s.spilled_bytes >= 0 AS spilled_ok,
-       s.forged_rejected AS forged_rejected,
+       s.forged_rejected - :forged_before AS forged_rejected,
        s.current_file ~ 'audit-\d{8}T\d{6}\.jsonl$' AS current_file_name,
        regexp_replace(s.current_file, '^.*/', '') =
-         (SELECT max(f COLLATE "C") FROM pg_ls_dir('log') f WHERE f LIKE 'audit-%.jsonl') AS current_file_is_last,
+         (SELECT max(f COLLATE "C") FROM pg_ls_dir(regress_stream_dir()) f WHERE f LIKE 'audit-%.jsonl') AS current_file_is_last,
        s.last_error IS NULL AS no_error
   FROM activity_audit.writer_status() s;
 
@@ -230,9 +235,10 @@ SELECT activity_audit.flush('0') AS flushed;
 
 -- The stream is still one chain after these.
 WITH s AS (
-  SELECT n, line, e, lag(e->>'hash') OVER (ORDER BY n) AS prev FROM writer_stream())
-SELECT bool_and((e->>'seq')::bigint = n) AS seq_1_to_n,
-       bool_and(e->>'prev_hash' = coalesce(prev, repeat('0', 64))) AS chain_linked,
+  SELECT n, line, e, min((e->>'seq')::bigint) OVER () AS first,
+         lag(e->>'hash') OVER (ORDER BY n) AS prev FROM writer_stream())
+SELECT bool_and((e->>'seq')::bigint = n + first - 1) AS seq_consecutive,
+       bool_and(e->>'prev_hash' = coalesce(prev, CASE WHEN first = 1 THEN repeat('0', 64) ELSE e->>'prev_hash' END)) AS chain_linked,
        bool_and(e->>'hash' = encode(sha256(convert_to((e->>'prev_hash') || left(line, -154), 'UTF8')), 'hex')) AS hash_ok
   FROM s;
 SELECT rank, xact, event_type, instance_id FROM writer_t_events() WHERE rank > 7;

@@ -15,7 +15,9 @@
 #   3. runs "make installcheck" there as postgres (PostgreSQL refuses to run
 #      as root), one suite at a time so that a failure in one does not hide
 #      the others: pg_regress (sql/, expected/), isolation (test/isolation/)
-#      and TAP (test/t/*.pl), each on a throwaway cluster of its own;
+#      and TAP (test/t/*.pl), each on a throwaway cluster of its own
+#      (TEMP_INSTANCE=1; TAP 038 runs "make installcheck" against a running
+#      server, as PGXS users do);
 #   4. prints the diffs and logs of whatever failed, and ends with one line
 #      "N passed, M failed".  The exit status is non-zero on any failure.
 #
@@ -169,10 +171,10 @@ fi
 
 # --- 3. the suites ------------------------------------------------------------
 suite_lines=()
-run_suite regress count_pg_regress ISOLATION= TAP_TESTS=
-run_suite isolation count_pg_regress REGRESS= TAP_TESTS=
+run_suite regress count_pg_regress ISOLATION= TAP_TESTS= TEMP_INSTANCE=1
+run_suite isolation count_pg_regress REGRESS= TAP_TESTS= TEMP_INSTANCE=1
 if compgen -G "$src/test/t/*.pl" >/dev/null; then
-	run_suite tap count_prove REGRESS= ISOLATION=
+	run_suite tap count_prove REGRESS= ISOLATION= TAP_TESTS=1
 else
 	say "suite: tap - no test/t/*.pl yet, skipped"
 fi

@@ -60,6 +60,7 @@ typedef struct StreamScan
 	char	   *instance_id;
 	char	   *needle;			/* "table":"<name>" to pre-filter lines, or NULL */
 	char	   *only_db;		/* the caller may see this database's only */
+	ExprContext *econtext;		/* where stream_scan_shutdown is registered */
 } StreamScan;
 
 /*
@@ -232,8 +233,11 @@ stream_scan_begin(FunctionCallInfo fcinfo, FuncCallContext *funcctx)
 										  "activity_audit stream line",
 										  ALLOCSET_DEFAULT_SIZES);
 	if (rsinfo && IsA(rsinfo, ReturnSetInfo) && rsinfo->econtext)
+	{
+		scan->econtext = rsinfo->econtext;
 		RegisterExprContextCallback(rsinfo->econtext, stream_scan_shutdown,
 									PointerGetDatum(scan));
+	}
 	MemoryContextSwitchTo(old);
 	funcctx->user_fctx = scan;
 	return scan;
@@ -341,7 +345,17 @@ stream_scan_next(StreamScan *scan, TupleDesc tupdesc)
 		tuple = heap_form_tuple(tupdesc, values, nulls);
 		return tuple;
 	}
+	/*
+	 * The end: the scan's memory goes with SRF_RETURN_DONE, so the shutdown
+	 * callback, which would read it when the query ends, must go first.
+	 */
 	aa_reader_close_file(&scan->reader);
+	if (scan->econtext)
+	{
+		UnregisterExprContextCallback(scan->econtext, stream_scan_shutdown,
+									  PointerGetDatum(scan));
+		scan->econtext = NULL;
+	}
 	return NULL;
 }
 
