@@ -74,6 +74,10 @@ PROVE_TESTS = test/t/*.pl
 
 EXTRA_CLEAN = tmp_regress tmp_isolation output_iso results regression.diffs regression.out
 
+# databases of its own on a shared server: contrib_regression_activity_audit,
+# isolation_regression_activity_audit
+USE_MODULE_DB = 1
+
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
