@@ -20,6 +20,7 @@ OBJS = \
 	src/common/sha256.o \
 	src/common/siphash.o \
 	src/common/sign.o \
+	src/common/event_key.o \
 	src/common/json_out.o \
 	src/common/stream_line.o \
 	src/guc.o \
