@@ -29,6 +29,7 @@ OBJS = \
 	src/capture/relinfo.o \
 	src/capture/event.o \
 	src/capture/capture.o \
+	src/capture/app_event.o \
 	src/capture/utility_hook.o \
 	src/writer/worker.o \
 	src/writer/slot.o \
@@ -54,7 +55,8 @@ OBJS = \
 	src/reader/verify.o
 
 EXTENSION = activity_audit
-DATA = sql/activity_audit--0.1.sql sql/activity_audit--0.1--0.2.sql
+DATA = sql/activity_audit--0.1.sql sql/activity_audit--0.1--0.2.sql \
+	sql/activity_audit--0.2--0.3.sql
 PGFILEDESC = "activity_audit - audit trail of row changes through the WAL"
 
 PG_CPPFLAGS = -I$(srcdir)/src
@@ -62,7 +64,7 @@ PG_CPPFLAGS = -I$(srcdir)/src
 # pg_regress and isolation: a server with the library preloaded and logical
 # WAL (the tests read events back through a test_decoding slot), either the
 # running one or, with TEMP_INSTANCE=1, a private cluster per suite.
-REGRESS = setup track context values capture ddl partition partition_roles truncate writer reader reader_escapes wal_format
+REGRESS = setup track context values capture ddl partition partition_roles truncate writer reader reader_escapes wal_format app_events
 ISOLATION = concurrent_ddl commit_order twophase concurrent_writers inval_during_build
 ISOLATION_OPTS = --inputdir=$(srcdir)/test/isolation
 ifdef TEMP_INSTANCE

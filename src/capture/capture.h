@@ -141,5 +141,8 @@ typedef enum AAEventType
 extern void aa_emit_row_event(AARelInfo *ri, AAEventType type, bool nested,
 							  TupleTableSlot *oldslot, TupleTableSlot *newslot);
 extern void aa_emit_truncate_event(AARelInfo *ri, bool nested);
+extern void aa_emit_app_event(const char *level, const char *name,
+							  const char *message, const char *event_type,
+							  const char *members, int members_len);
 
 #endif							/* AA_CAPTURE_H */

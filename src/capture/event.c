@@ -83,6 +83,8 @@ static uint64 numbered_txid = 0;
 static uint64 messages_written = 0;
 static uint64 headers_written = 0;
 
+static void append_provenance(StringInfo buf);
+
 static const char *const event_type_names[] = {
 	"CREATE", "UPDATE", "DELETE", "TRUNCATE"
 };
@@ -399,12 +401,9 @@ transaction_tail(void)
 	return tail;
 }
 
-/*
- * The keys after instance_repr/changes, from user_id on, and the closing
- * brace (common/message.h: a header's "tail").
- */
+/* user_id, user_info and extra: what the session claims (section 3). */
 static void
-append_context(StringInfo buf, AARelInfo *ri)
+append_claims(StringInfo buf)
 {
 	aa_put_lit(buf, "\"user_id\":");
 	append_setting(buf, aa_user_id);
@@ -418,8 +417,28 @@ append_context(StringInfo buf, AARelInfo *ri)
 		aa_put_str(buf, aa_extra);
 	else
 		aa_put_lit(buf, "{}");
+}
+
+/*
+ * The keys after instance_repr/changes, from user_id on, and the closing
+ * brace (common/message.h: a header's "tail").
+ */
+static void
+append_context(StringInfo buf, AARelInfo *ri)
+{
+	append_claims(buf);
 	aa_put_char(buf, ',');
 	aa_put(buf, ri->where_fields, ri->where_fields_len);
+	append_provenance(buf);
+}
+
+/*
+ * From "db" on: who and where the server saw (database, roles, client,
+ * backend, transaction), and the closing brace.
+ */
+static void
+append_provenance(StringInfo buf)
+{
 	aa_put_char(buf, ',');
 	aa_put_str(buf, db_field);
 	aa_put_lit(buf, ",\"db_user\":");
@@ -751,4 +770,48 @@ aa_emit_truncate_event(AARelInfo *ri, bool nested)
 		append_context(buf, ri);
 		write_event(buf);
 	}
+}
+
+/*
+ * Build and write an application event (log_event(), capture/app_event.c):
+ * the keys of SPEC section 10 in order, 'members' (the payload's keys and
+ * values as JSON text, "k":v,...; may be empty) after event_type, then the
+ * claims and the provenance.  A full-format message of its own, signed
+ * like every other: the writer delivers it with its transaction.
+ */
+void
+aa_emit_app_event(const char *level, const char *name, const char *message,
+				  const char *event_type, const char *members, int members_len)
+{
+	StringInfo	buf;
+	StringInfo	id;
+
+	/* an app event may be written while a row event is built (a trigger) */
+	get_buffers(true, &buf, &id);
+	aa_put_lit(buf, "{\"timestamp\":");
+	append_timestamp(buf, GetCurrentTimestamp());
+	aa_put_lit(buf, ",\"level\":");
+	aa_json_string(buf, level, strlen(level));
+	aa_put_lit(buf, ",\"name\":");
+	aa_json_string(buf, name, strlen(name));
+	aa_put_lit(buf, ",\"message\":");
+	aa_json_string(buf, message, strlen(message));
+	aa_put_lit(buf, ",\"request_id\":");
+	append_setting(buf, aa_request_id);
+	aa_put_lit(buf, ",\"service_name\":");
+	aa_json_string(buf, aa_service_name ? aa_service_name : "",
+				   aa_service_name ? strlen(aa_service_name) : 0);
+	aa_put_lit(buf, ",\"event_type\":");
+	aa_json_string(buf, event_type, strlen(event_type));
+	aa_put_char(buf, ',');
+	if (members_len > 0)
+	{
+		aa_put(buf, members, members_len);
+		aa_put_char(buf, ',');
+	}
+	append_claims(buf);
+	append_provenance(buf);
+	write_event(buf);
+	pfree(buf->data);
+	pfree(id->data);
 }
