@@ -93,6 +93,7 @@ is($meta->{provides}{activity_audit}{version}, $release,
 is($meta->{version}, $release, 'the release is that version');
 
 my $makefile = slurp('Makefile') // '';
+$makefile =~ s/\\\n/ /g;    # continuation lines
 my ($data) = $makefile =~ /^DATA\s*=\s*(.*)$/m;
 my %installed = map { $_ => 1 } split(' ', $data // '');
 ok($installed{ $meta->{provides}{activity_audit}{file} // '' },
