@@ -107,3 +107,7 @@ REVOKE USAGE ON SCHEMA activity_audit FROM regress_app_role;
 DROP ROLE regress_app_role;
 DROP TABLE app_t;
 SELECT count(*) >= 0 AS drained FROM audit_raw();
+
+-- bounded like row events by audit.max_event_size (64MB by default)
+SELECT activity_audit.log_event('app.x', 'HUGE', jsonb_build_object('blob', repeat('x', 64 * 1024 * 1024)));
+SELECT count(*) AS nothing_written FROM audit_raw();

@@ -47,6 +47,10 @@ int			aa_rotation_age = 24 * 60;
 int			aa_file_mode = 0600;
 int			aa_writer_memory = 64 * 1024;
 
+/* limits (capture) */
+int			aa_max_context_size = 64;
+int			aa_max_event_size = 64 * 1024;
+
 /* the shape of the WAL messages (capture) */
 int			aa_wal_format = AA_WAL_FORMAT_COMPACT;
 char	   *aa_key_file = NULL;
@@ -70,6 +74,61 @@ assign_context(const char *newval, void *extra)
 }
 
 /*
+ * Whether a context value fits audit.max_context_size; otherwise the SET
+ * fails with a message naming the setting and the limit (and not holding
+ * the value, which may be huge).  Context values go into every event and
+ * header; unbounded, one session could make events nobody can read back.
+ */
+static bool
+context_size_ok(const char *name, const char *value)
+{
+	size_t		len = value ? strlen(value) : 0;
+
+	if (len <= (size_t) aa_max_context_size * 1024)
+		return true;
+	GUC_check_errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED);
+	GUC_check_errmsg("value of \"%s\" is too long (%zu bytes)", name, len);
+	GUC_check_errdetail("audit.max_context_size allows at most %d kB per audit.* setting.",
+						aa_max_context_size);
+	GUC_check_errhint("Put less into the setting, or have a superuser raise audit.max_context_size.");
+	return false;
+}
+
+/* Check hooks of the plain context settings: their size only. */
+static bool
+check_user_id(char **newval, void **extra, GucSource source)
+{
+	return context_size_ok("audit.user_id", *newval);
+}
+
+static bool
+check_request_id(char **newval, void **extra, GucSource source)
+{
+	return context_size_ok("audit.request_id", *newval);
+}
+
+static bool
+check_service_name(char **newval, void **extra, GucSource source)
+{
+	return context_size_ok("audit.service_name", *newval);
+}
+
+static bool check_json_object(const char *name, char **newval);
+
+/* Check hooks of the JSON context settings (see check_json_object). */
+static bool
+check_user_info(char **newval, void **extra, GucSource source)
+{
+	return check_json_object("audit.user_info", newval);
+}
+
+static bool
+check_extra(char **newval, void **extra, GucSource source)
+{
+	return check_json_object("audit.extra", newval);
+}
+
+/*
  * GUC check hook for audit.user_info and audit.extra: accept the empty
  * string (unset) or a JSON object, and replace the value with its compact
  * form.  Check hooks must not throw, so errors are reported through
@@ -77,7 +136,7 @@ assign_context(const char *newval, void *extra)
  * "invalid value for parameter ..." naming the setting.
  */
 static bool
-check_json_object(char **newval, void **extra, GucSource source)
+check_json_object(const char *name, char **newval)
 {
 	StringInfoData buf;
 	const char *p;
@@ -86,6 +145,8 @@ check_json_object(char **newval, void **extra, GucSource source)
 
 	if (*newval == NULL || (*newval)[0] == '\0')
 		return true;
+	if (!context_size_ok(name, *newval))
+		return false;
 
 	if (!aa_json_valid(*newval, &detail))
 	{
@@ -219,7 +280,7 @@ aa_define_gucs(void)
 							   "",
 							   PGC_USERSET,
 							   0,
-							   NULL, assign_context, NULL);
+							   check_user_id, assign_context, NULL);
 
 	DefineCustomStringVariable("audit.user_info",
 							   "JSON object describing the application user, recorded as user_info.",
@@ -228,7 +289,7 @@ aa_define_gucs(void)
 							   "",
 							   PGC_USERSET,
 							   0,
-							   check_json_object, assign_context, NULL);
+							   check_user_info, assign_context, NULL);
 
 	DefineCustomStringVariable("audit.request_id",
 							   "Correlation id recorded in audit events as request_id.",
@@ -237,7 +298,7 @@ aa_define_gucs(void)
 							   "",
 							   PGC_USERSET,
 							   0,
-							   NULL, assign_context, NULL);
+							   check_request_id, assign_context, NULL);
 
 	DefineCustomStringVariable("audit.extra",
 							   "JSON object recorded in audit events as extra.",
@@ -246,7 +307,7 @@ aa_define_gucs(void)
 							   "",
 							   PGC_USERSET,
 							   0,
-							   check_json_object, assign_context, NULL);
+							   check_extra, assign_context, NULL);
 
 	DefineCustomStringVariable("audit.service_name",
 							   "Name of the service recorded in audit events as service_name.",
@@ -255,7 +316,7 @@ aa_define_gucs(void)
 							   "default",
 							   PGC_USERSET,
 							   0,
-							   NULL, assign_context, NULL);
+							   check_service_name, assign_context, NULL);
 
 	DefineCustomBoolVariable("audit.enabled",
 							 "Whether changes to tracked tables produce audit events.",
@@ -301,6 +362,15 @@ aa_define_gucs(void)
 							"The value is a numeric mode as accepted by chmod (octal with a leading 0).",
 							&aa_file_mode, 0600, 0000, 0777,
 							PGC_SIGHUP, 0, NULL, NULL, show_file_mode);
+	DefineCustomIntVariable("audit.max_context_size",
+							"Largest value a session may give an audit.* context setting.",
+							"SET of a longer audit.user_id, user_info, request_id, extra or service_name fails.",
+							&aa_max_context_size, 64, 1, AA_MAX_CONTEXT_SIZE_CAP,
+							PGC_SIGHUP, GUC_UNIT_KB, NULL, NULL, NULL);
+	DefineCustomIntVariable("audit.max_event_size",
+							"Largest audit message the trigger writes; a change whose event is larger fails.",
+							NULL, &aa_max_event_size, 64 * 1024, 16, AA_MAX_EVENT_SIZE_CAP,
+							PGC_SIGHUP, GUC_UNIT_KB, NULL, NULL, NULL);
 	/* PostgreSQL allows postmaster-only settings in a preloaded library only */
 	if (process_shared_preload_libraries_in_progress)
 		DefineCustomStringVariable("audit.key_file",

@@ -30,6 +30,16 @@ extern int	aa_rotation_age;	/* minutes, 0 = never */
 extern int	aa_file_mode;
 extern int	aa_writer_memory;	/* kB */
 
+/*
+ * Limits on what a session can put into an event (kB): the writer must be
+ * able to read back and put together any event the trigger writes (a
+ * header and a row of at most these sizes stay far below MaxAllocSize).
+ */
+#define AA_MAX_CONTEXT_SIZE_CAP	1024	/* 1MB per setting */
+#define AA_MAX_EVENT_SIZE_CAP	(256 * 1024)	/* 256MB per message */
+extern int	aa_max_context_size;
+extern int	aa_max_event_size;
+
 /* audit.key_file (common/event_key.c; postmaster start only) */
 extern char *aa_key_file;
 

@@ -46,6 +46,7 @@
 #include "utils/datum.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
@@ -452,6 +453,31 @@ append_provenance(StringInfo buf)
 	aa_put_str(buf, transaction_tail());
 }
 
+/*
+ * Refuse a message larger than audit.max_event_size, before it is written:
+ * the change fails (auditing fails closed), instead of the WAL getting a
+ * record that the writer, or recovery, could not read back.  The names are
+ * looked up only on this error path.
+ */
+static void
+check_message_size(StringInfo buf, AARelInfo *ri)
+{
+	char	   *relname;
+
+	if ((Size) buf->len <= (Size) aa_max_event_size * 1024)
+		return;
+	if (ri == NULL)				/* an application event checks first, by name */
+		elog(ERROR, "audit event too large (%d bytes)", buf->len);
+	relname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(ri->relid)),
+										 get_rel_name(ri->relid));
+	ereport(ERROR,
+			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+			 errmsg("audit event of table %s is too large (%d bytes)", relname, buf->len),
+			 errdetail("audit.max_event_size allows at most %d kB per event; the change is not made.",
+					   aa_max_event_size),
+			 errhint("Exclude the large columns from auditing (activity_audit.track(..., exclude => ...)), shorten the audit.* settings, or raise audit.max_event_size.")));
+}
+
 /* Write a finished message into the WAL, transactional. */
 static void
 write_message(StringInfo buf)
@@ -465,9 +491,11 @@ write_message(StringInfo buf)
 
 /* Sign a full-format event, which ends with its closing brace, and write it. */
 static void
-write_event(StringInfo buf)
+write_event(StringInfo buf, AARelInfo *ri)
 {
 	uint64		txid = top_txid();
+
+	check_message_size(buf, ri);
 
 	aa_sign_object(buf, txid, next_number(txid));
 	write_message(buf);
@@ -528,6 +556,7 @@ current_header(AARelInfo *ri, uint64 txid)
 	aa_put_lit(buf, AA_HEADER_TAIL);
 	append_context(buf, ri);
 	aa_put_char(buf, '}');
+	check_message_size(buf, ri);
 	number = next_number(txid);
 	aa_sign_object(buf, txid, number);
 	write_message(buf);
@@ -557,8 +586,12 @@ static void
 write_row(StringInfo buf, AARelInfo *ri)
 {
 	uint64		txid = top_txid();
-	uint64		header = current_header(ri, txid);
+	uint64		header;
 	char		digits[MAXINT8LEN + 1];
+
+	/* before the header: neither is written if the row is too large */
+	check_message_size(buf, ri);
+	header = current_header(ri, txid);
 
 	aa_put_char(buf, ',');
 	aa_put(buf, digits, pg_ulltoa_n(header, digits));
@@ -743,7 +776,7 @@ aa_emit_row_event(AARelInfo *ri, AAEventType type, bool nested,
 	{
 		aa_put_char(buf, ',');
 		append_context(buf, ri);
-		write_event(buf);
+		write_event(buf, ri);
 	}
 }
 
@@ -768,7 +801,7 @@ aa_emit_truncate_event(AARelInfo *ri, bool nested)
 		append_head(buf, ri, AA_EVENT_TRUNCATE, NULL, ts);
 		aa_put_lit(buf, ",\"instance_repr\":null,");
 		append_context(buf, ri);
-		write_event(buf);
+		write_event(buf, ri);
 	}
 }
 
@@ -811,7 +844,14 @@ aa_emit_app_event(const char *level, const char *name, const char *message,
 	}
 	append_claims(buf);
 	append_provenance(buf);
-	write_event(buf);
+	if ((Size) buf->len > (Size) aa_max_event_size * 1024)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("audit event \"%s\" is too large (%d bytes)", name, buf->len),
+				 errdetail("audit.max_event_size allows at most %d kB per event.",
+						   aa_max_event_size),
+				 errhint("Put less into the payload, or raise audit.max_event_size.")));
+	write_event(buf, NULL);
 	pfree(buf->data);
 	pfree(id->data);
 }

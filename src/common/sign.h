@@ -33,6 +33,9 @@
 #define AA_SIG_KEY			",\"sig\":\""
 #define AA_SIG_HEX_LEN		16
 
+/* more than the signature adds to a message, with its key and separators */
+#define AA_SIGNATURE_ROOM	128
+
 /* What a verified signature signs (aa_verify_message). */
 typedef struct AASignature
 {

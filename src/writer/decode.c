@@ -34,6 +34,7 @@
 #include "common/message.h"
 #include "common/sign.h"
 #include "common/stream_line.h"
+#include "guc.h"
 #include "writer/writer.h"
 
 static uint64 forged_rejected = 0;
@@ -355,6 +356,12 @@ aa_decode_message(XLogReaderState *reader, AAMessage *m, const char **why)
 	if (!msg->transactional)
 	{
 		*why = "It is not transactional.";
+		return false;
+	}
+	/* ... no larger than audit.max_event_size can be (so it can be put together) */
+	if (len > (size_t) AA_MAX_EVENT_SIZE_CAP * 1024 + AA_SIGNATURE_ROOM)
+	{
+		*why = "It is larger than any message the audit trigger writes.";
 		return false;
 	}
 	if (!aa_verify_message(data, len, &sig))
