@@ -23,6 +23,7 @@ OBJS = \
 	src/common/event_key.o \
 	src/common/json_out.o \
 	src/common/stream_line.o \
+	src/common/digest.o \
 	src/guc.o \
 	src/capture/json_value.o \
 	src/capture/json_number.o \
@@ -49,10 +50,12 @@ OBJS = \
 	src/writer/stream_state.o \
 	src/writer/stream_recover.o \
 	src/writer/stream_cut.o \
+	src/writer/digest_log.o \
 	src/reader/files.o \
 	src/reader/log_stream.o \
 	src/reader/line_jsonb.o \
-	src/reader/verify.o
+	src/reader/verify.o \
+	src/reader/digest.o
 
 EXTENSION = activity_audit
 DATA = sql/activity_audit--0.1.sql sql/activity_audit--0.1--0.2.sql \
@@ -110,9 +113,9 @@ all: $(VERIFY_TOOL)
 # It checks with the server's own line definition and SHA-256 code
 # (src/common/stream_line.c, src/common/sha256.c), built as a frontend
 # program against PostgreSQL's libpgcommon and libpgport like pg_waldump.
-VERIFY_SRCS = tools/activity_audit_verify.c src/common/stream_line.c src/common/sha256.c
+VERIFY_SRCS = tools/activity_audit_verify.c src/common/stream_line.c src/common/sha256.c src/common/digest.c
 
-$(VERIFY_TOOL): $(VERIFY_SRCS) src/common/stream_line.h src/common/stream_format.h src/common/sha256.h
+$(VERIFY_TOOL): $(VERIFY_SRCS) src/common/digest.h src/common/stream_line.h src/common/stream_format.h src/common/sha256.h
 	$(CC) $(CFLAGS) -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers \
 		-I$(srcdir)/src -I$(includedir_server) $(CPPFLAGS) -o $@ $(VERIFY_SRCS) \
 		-L$(pkglibdir) -lpgcommon -lpgport $(LDFLAGS) -lm

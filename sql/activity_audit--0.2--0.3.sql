@@ -17,3 +17,17 @@ RETURNS void
 AS 'MODULE_PATHNAME', 'activity_audit_log_event'
 LANGUAGE C VOLATILE;
 GRANT EXECUTE ON FUNCTION activity_audit.log_event(text, text, jsonb, text) TO PUBLIC;
+
+-- Digests of the stream's head (SPEC section 9): digest() for an external
+-- job to keep, verify(digests) to expose a stream cut or rewritten since.
+-- Like verify(), not executable by PUBLIC: a superuser grants them.
+CREATE FUNCTION activity_audit.digest()
+RETURNS TABLE(seq bigint, hash text, lsn pg_lsn, committed_at timestamptz, sig text)
+AS 'MODULE_PATHNAME', 'activity_audit_digest'
+LANGUAGE C STRICT VOLATILE;
+CREATE FUNCTION activity_audit.verify(digests jsonb)
+RETURNS TABLE(ok boolean, events bigint, first_bad_seq bigint, detail text)
+AS 'MODULE_PATHNAME', 'activity_audit_verify_digests'
+LANGUAGE C STRICT VOLATILE;
+REVOKE ALL ON FUNCTION activity_audit.digest() FROM PUBLIC;
+REVOKE ALL ON FUNCTION activity_audit.verify(jsonb) FROM PUBLIC;

@@ -46,6 +46,7 @@ int			aa_rotation_size = 100 * 1024;
 int			aa_rotation_age = 24 * 60;
 int			aa_file_mode = 0600;
 int			aa_writer_memory = 64 * 1024;
+int			aa_digest_interval = 60;
 
 /* limits (capture) */
 int			aa_max_context_size = 64;
@@ -362,6 +363,10 @@ aa_define_gucs(void)
 							"The value is a numeric mode as accepted by chmod (octal with a leading 0).",
 							&aa_file_mode, 0600, 0000, 0777,
 							PGC_SIGHUP, 0, NULL, NULL, show_file_mode);
+	DefineCustomIntVariable("audit.digest_interval",
+							"How often the writer logs a digest of the stream's head (AUDIT DIGEST) while events are delivered (0: never).",
+							NULL, &aa_digest_interval, 60, 0, INT_MAX / 1000,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 	DefineCustomIntVariable("audit.max_context_size",
 							"Largest value a session may give an audit.* context setting.",
 							"SET of a longer audit.user_id, user_info, request_id, extra or service_name fails.",

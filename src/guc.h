@@ -29,6 +29,7 @@ extern int	aa_rotation_size;	/* kB, 0 = never */
 extern int	aa_rotation_age;	/* minutes, 0 = never */
 extern int	aa_file_mode;
 extern int	aa_writer_memory;	/* kB */
+extern int	aa_digest_interval;	/* s, 0 = never */
 
 /*
  * Limits on what a session can put into an event (kB): the writer must be

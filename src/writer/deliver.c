@@ -143,11 +143,16 @@ aa_deliver_already_done(XLogRecPtr commit_lsn, int index)
 		(commit_lsn == start_pos.commit_lsn && index <= start_pos.events_at_lsn);
 }
 
+/* committed_at of the last event appended to the file sink (0: none yet) */
+static TimestampTz last_committed_at = 0;
+
 /* Deliver one event to every configured sink. */
 void
 aa_deliver_event(const char *event, int len, XLogRecPtr commit_lsn,
 				 TimestampTz committed_at, bool first_of_commit)
 {
+	if (aa_sinks & AA_SINK_FILE)
+		last_committed_at = committed_at;
 	if ((aa_sinks & AA_SINK_FILE) && !stream_open)
 		aa_deliver_open();
 	RETRY_FILE_SINK((err_ = NULL,
@@ -214,4 +219,14 @@ uint64
 aa_deliver_count(void)
 {
 	return events_delivered;
+}
+
+/*
+ * The commit time of the stream's last appended event, for its digest
+ * (digest_log.c); 0 before this worker appended one.
+ */
+TimestampTz
+aa_deliver_last_committed_at(void)
+{
+	return last_committed_at;
 }

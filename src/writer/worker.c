@@ -90,7 +90,11 @@ handle_interrupts(void)
 		aa_deliver_reloaded();
 	}
 	if (ShutdownRequestPending)
+	{
+		/* the last digest names what is durable now (digest_log.c) */
+		aa_digest_tick(true);
 		proc_exit(1);
+	}
 }
 
 /* Sleep on the latch, waking for signals, flush() requests or timeout. */
@@ -116,6 +120,7 @@ checkpoint_delivery(XLogRecPtr next_lsn, TimestampTz *last_slot_save)
 	aa_status_publish(next_lsn, aa_deliver_count(), aa_stream_bytes_written(),
 					  aa_txns_count(), aa_decode_forged_count(),
 					  aa_txns_spilled_bytes(), aa_stream_current_file());
+	aa_digest_tick(false);
 
 	/* saving the slot fsyncs: once a second is plenty */
 	if (TimestampDifferenceExceeds(*last_slot_save, now, 1000))

@@ -180,6 +180,10 @@ extern void aa_deliver_event(const char *event, int len, XLogRecPtr commit_lsn,
 extern void aa_deliver_sync(void);
 extern void aa_deliver_reloaded(void);
 extern uint64 aa_deliver_start_seq(void);
+extern TimestampTz aa_deliver_last_committed_at(void);
+
+/* digest_log.c: AUDIT DIGEST lines in the server log */
+extern void aa_digest_tick(bool final);
 extern uint64 aa_deliver_count(void);
 
 /*
