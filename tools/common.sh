@@ -55,6 +55,31 @@ ensure_packages() {
 		apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
 }
 
+# ensure_packages_no_start PKG...
+#   Like ensure_packages, for packages that bring a system service
+#   (clickhouse-server): the tests start throwaway servers of their own, so
+#   installing must neither start nor wait for the system's.  Unless the
+#   machine has a policy-rc.d already (Docker images do), one that denies
+#   every service start is in place while apt runs, and removed after it.
+ensure_packages_no_start() {
+	local policy=/usr/sbin/policy-rc.d pkg lacking=0 status=0 root=()
+	for pkg in "$@"; do
+		if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+			lacking=1
+		fi
+	done
+	if ((lacking == 0)) || ! command -v dpkg-query >/dev/null 2>&1 || [[ -e "$policy" ]] ||
+		{ ! is_root && ! command -v sudo >/dev/null 2>&1; }; then
+		ensure_packages "$@"
+		return 0
+	fi
+	is_root || root=(sudo)
+	"${root[@]}" sh -c "printf '#!/bin/sh\nexit 101\n' >'$policy' && chmod 755 '$policy'"
+	(ensure_packages "$@") || status=$?
+	"${root[@]}" rm -f "$policy"
+	((status == 0)) || die "installing $* failed"
+}
+
 # check_pg_config: PG_CONFIG must be the server we build for.
 check_pg_config() {
 	[[ -x "$PG_CONFIG" ]] || die "pg_config not found at $PG_CONFIG (set PG_CONFIG)"

@@ -8,7 +8,9 @@
 # root.  It
 #   1. installs the Debian packages it needs, if any are missing
 #      (build-essential, postgresql-$PG_MAJOR, postgresql-server-dev-$PG_MAJOR,
-#      libipc-run-perl, postgresql-$PG_MAJOR-wal2json, util-linux-extra);
+#      libipc-run-perl, postgresql-$PG_MAJOR-wal2json, util-linux-extra,
+#      clickhouse-server, clickhouse-client, python3 -- without starting
+#      ClickHouse's system service);
 #   2. copies the source tree to a fresh temporary directory owned by the
 #      postgres OS user, builds it there with warnings as errors and installs
 #      it (the clone itself is left untouched);
@@ -153,6 +155,9 @@ ensure_packages build-essential "postgresql-$PG_MAJOR" "postgresql-server-dev-$P
 	libipc-run-perl \
 	"postgresql-$PG_MAJOR-wal2json" \
 	util-linux-extra
+# clickhouse-server, clickhouse-client: the ClickHouse test (060), which
+# starts a server of its own; python3 (tomllib) checks contrib/vector's TOML
+ensure_packages_no_start clickhouse-server clickhouse-client python3
 check_pg_config
 
 # --- 2. build and install in a private copy ----------------------------------
