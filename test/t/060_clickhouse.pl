@@ -13,7 +13,8 @@
 #   - one row's history, in order, with its changes and microseconds;
 #   - every row's line hashes to its hash (the line is kept byte for byte);
 #   - the other side of a fork (same seq, another line) stays a row of its
-#     own and the fork query finds it.
+#     own and the fork query finds it;
+#   - schema.sql's example queries run as written.
 # vector.toml itself is checked as far as can be without Vector: it parses
 # as TOML, its remap sets exactly the table's columns (and the fields this
 # test sends), and it reads from the beginning, checkpoints, acknowledges.
@@ -364,6 +365,15 @@ is( ch(q{SELECT seq, arraySort(groupArray(host)) FROM audit_events FINAL
 	      GROUP BY stream, seq HAVING uniqExact(hash) > 1}),
 	"$events[-1]{seq}\t['pg-old-primary','pg1']",
 	'the fork query finds it, with the servers of both sides');
+
+# the example queries in schema.sql's comments run as written
+my @examples = grep { /\S/ } split /;\s*/, join("\n",
+	map { /^--\s{7}(.*)$/ ? $1 : () } split /\n/, slurp_file($schema_file));
+is(scalar @examples, 6, 'schema.sql has six example queries');
+my @results = map { ch($_) } @examples;
+pass('they all run in this ClickHouse');
+like($results[4], qr/\A$stream\t$events[-1]{seq}\t/, 'the first fork query finds the fork');
+is($results[5], '', 'the hash query finds no line that differs from its hash');
 
 $node->stop;
 done_testing();
