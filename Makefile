@@ -33,6 +33,7 @@ OBJS = \
 	src/writer/slot.o \
 	src/writer/gap.o \
 	src/writer/status.o \
+	src/writer/retention.o \
 	src/writer/txnbuf.o \
 	src/writer/spill_scan.o \
 	src/writer/decode.o \
@@ -53,7 +54,8 @@ OBJS = \
 	src/reader/verify.o
 
 EXTENSION = activity_audit
-DATA = sql/activity_audit--0.1.sql sql/activity_audit--0.1--0.2.sql
+DATA = sql/activity_audit--0.1.sql sql/activity_audit--0.1--0.2.sql \
+	sql/activity_audit--0.2--0.3.sql
 PGFILEDESC = "activity_audit - audit trail of row changes through the WAL"
 
 PG_CPPFLAGS = -I$(srcdir)/src

@@ -29,6 +29,7 @@ extern int	aa_rotation_size;	/* kB, 0 = never */
 extern int	aa_rotation_age;	/* minutes, 0 = never */
 extern int	aa_file_mode;
 extern int	aa_writer_memory;	/* kB */
+extern int	aa_retained_warning;	/* kB, 0 = never */
 
 /* audit.wal_format (capture/event.c, common/message.h) */
 #define AA_WAL_FORMAT_COMPACT	0

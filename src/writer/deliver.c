@@ -192,6 +192,19 @@ aa_deliver_reloaded(void)
 	}
 }
 
+/*
+ * The file sink's stream position now (its last durable event after
+ * aa_deliver_sync), for writer_status(); false when the file sink is off.
+ */
+bool
+aa_deliver_head(AAStreamPos *pos)
+{
+	if (!file_sink_on())
+		return false;
+	aa_stream_position(pos);
+	return true;
+}
+
 /* The seq the stream had when it was opened, for the start message. */
 uint64
 aa_deliver_start_seq(void)
