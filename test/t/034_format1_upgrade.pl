@@ -120,7 +120,7 @@ is($node->safe_psql('postgres', q{SELECT extversion FROM pg_extension WHERE extn
 	'0.1', 'the extension is still at 0.1');
 $node->safe_psql('postgres', q{ALTER EXTENSION activity_audit UPDATE});
 is($node->safe_psql('postgres', q{SELECT extversion FROM pg_extension WHERE extname = 'activity_audit'}),
-	'0.2', 'ALTER EXTENSION UPDATE goes to 0.2');
+	'0.3', 'ALTER EXTENSION UPDATE goes to the default version, 0.3');
 $node->safe_psql('postgres', q{INSERT INTO t VALUES (4, 'updated')});
 is($node->safe_psql('postgres', q{SELECT activity_audit.flush('30s')}), 't',
 	'auditing goes on after the update');
