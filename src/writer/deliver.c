@@ -52,6 +52,8 @@ sink_failed(const char *err, bool *reported, long *wait)
 				 errhint("Delivery resumes by itself once the sink is writable; WAL is kept meanwhile.")));
 	*reported = true;
 	aa_status_set_error(err);
+	/* meanwhile the slot keeps all new WAL: say so past the limit */
+	aa_retention_check(NULL);
 	aa_writer_sleep(*wait);
 	*wait = Min(*wait * 2, AA_RETRY_MAX_MS);
 	if (stream_open && aa_stream_needs_reopen())

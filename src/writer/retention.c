@@ -53,9 +53,10 @@ pretty_size(int64 bytes)
 }
 
 /*
- * Called by the worker after it moves its slot: say once, when the WAL the
- * slot keeps grows past audit.retained_warning, what holds it (oldest: the
- * open transaction with events whose first event is oldest, or NULL); and
+ * Called by the worker after it moves its slot, and while a sink fails: say
+ * once, when the WAL the slot keeps grows past audit.retained_warning, what
+ * holds it (oldest: the open transaction with events whose first event is
+ * oldest, or NULL: what the writer has not delivered); and
  * once when it is below the limit again, so that the next crossing is
  * reported too.  Not on every loop: the state is in shared memory, so a
  * restarted worker does not repeat it either.

@@ -11,7 +11,9 @@
 # last_error must be null: it used to keep the old "Permission denied"
 # for good, although everything was delivered.  A lost stretch of WAL
 # (gap line) is the exception, kept until another error replaces it
-# (025_wal_lost.pl, 028_slot_reserve.pl).
+# (025_wal_lost.pl, 028_slot_reserve.pl).  While the sink fails, the WAL
+# the slot keeps passes audit.retained_warning, which the writer logs as it
+# retries.
 #
 # The test must run as the server's (non-root) OS user: root ignores file
 # permissions.
@@ -31,7 +33,8 @@ use StreamCheck;
 
 plan skip_all => 'root ignores file permissions' if $> == 0;
 
-my $node = audit_node('last_error', conf => "audit.rotation_size = '1kB'\n");
+my $node = audit_node('last_error',
+	conf => "audit.rotation_size = '1kB'\naudit.retained_warning = '1MB'\n");
 my $dir = stream_dir($node);
 
 $node->safe_psql(
@@ -54,6 +57,15 @@ is($node->safe_psql('postgres', q{SELECT activity_audit.flush('2s')}), 'f',
 like(writer_status($node)->{last_error} // '', qr/Permission denied/,
 	'last_error names the problem');
 ok(wait_log($node, qr/WARNING: .*Permission denied/, $offset, 10), 'and the log');
+
+# meanwhile the slot keeps all new WAL: past audit.retained_warning the
+# writer says so while it retries, not only once it delivers again
+$node->safe_psql('postgres', q{SELECT pg_switch_wal(); CREATE TABLE filler AS SELECT 1 AS x; SELECT pg_switch_wal()});
+ok( wait_log(
+		$node,
+		qr/WARNING: .*keeps .* of WAL, more than audit\.retained_warning \(1024 kB\)\n.*DETAIL: .*has not delivered it yet/,
+		$offset, 20),
+	'a WARNING past audit.retained_warning while the sink fails');
 
 # a new writer that never meets the error
 my $pid = writer_status($node)->{pid};
