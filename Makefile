@@ -20,6 +20,7 @@ OBJS = \
 	src/common/sha256.o \
 	src/common/siphash.o \
 	src/common/sign.o \
+	src/common/event_key.o \
 	src/common/json_out.o \
 	src/common/stream_line.o \
 	src/guc.o \
@@ -75,6 +76,10 @@ endif
 PROVE_TESTS = test/t/*.pl
 
 EXTRA_CLEAN = tmp_regress tmp_isolation output_iso results regression.diffs regression.out
+
+# databases of its own on a shared server: contrib_regression_activity_audit,
+# isolation_regression_activity_audit
+USE_MODULE_DB = 1
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)

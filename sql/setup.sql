@@ -118,6 +118,21 @@ $$;
 CREATE FUNCTION regress_new(e jsonb) RETURNS boolean LANGUAGE sql STABLE AS $$
   SELECT regress_new((e->>'seq')::bigint)
 $$;
+-- The stream's keys of a delivered line, read from its fixed-form tail
+-- without parsing the line (lines of earlier tests and runs may hold what
+-- jsonb cannot, \u0000); no row if the line does not end in that form.
+-- (A set-returning SQL function, so that it is inlined; patterns that
+-- PostgreSQL's regex engine matches fast: no [^"]+, no {64}.)
+CREATE FUNCTION regress_line_keys(line text)
+RETURNS TABLE(seq bigint, lsn pg_lsn, committed_at text, prev_hash text, hash text)
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT m[1]::bigint, m[2]::pg_lsn, m[3], substr(t, 15, 64), substr(t, 89, 64)
+    FROM (SELECT right(line, 154) AS t,
+                 regexp_match(left(right(line, 300), -154),
+                              ',"seq":([0-9]+),"lsn":"([0-9A-F]+/[0-9A-F]+)","committed_at":"([^"]{27})"$') AS m
+          OFFSET 0) x  -- (each match once, not once per use)
+   WHERE t ~ '^,"prev_hash":"[0-9a-f]+","hash":"[0-9a-f]+"}$' AND m IS NOT NULL
+$$;
 -- The file sink's directory, as pg_ls_dir() and pg_read_file() take it.
 CREATE FUNCTION regress_stream_dir() RETURNS text LANGUAGE sql STABLE AS $$
   SELECT current_setting('audit.log_directory')

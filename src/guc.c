@@ -22,6 +22,7 @@
 
 #include <limits.h>
 
+#include "miscadmin.h"
 #include "utils/guc.h"
 #include "utils/varlena.h"
 
@@ -49,6 +50,7 @@ int			aa_retained_warning = 1024 * 1024;
 
 /* the shape of the WAL messages (capture) */
 int			aa_wal_format = AA_WAL_FORMAT_COMPACT;
+char	   *aa_key_file = NULL;
 uint64		aa_context_generation = 1;
 
 static const struct config_enum_entry wal_format_options[] = {
@@ -305,4 +307,11 @@ aa_define_gucs(void)
 							"The value is a numeric mode as accepted by chmod (octal with a leading 0).",
 							&aa_file_mode, 0600, 0000, 0777,
 							PGC_SIGHUP, 0, NULL, NULL, show_file_mode);
+	/* PostgreSQL allows postmaster-only settings in a preloaded library only */
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomStringVariable("audit.key_file",
+								   "File of the keys that sign and verify audit events; empty: the data directory's key.",
+								   "An absolute path outside the data directory, one key of 32 hex digits per line; the first signs, all verify.",
+								   &aa_key_file, "", PGC_POSTMASTER, GUC_SUPERUSER_ONLY,
+								   NULL, NULL, NULL);
 }

@@ -31,6 +31,9 @@ extern int	aa_file_mode;
 extern int	aa_writer_memory;	/* kB */
 extern int	aa_retained_warning;	/* kB, 0 = never */
 
+/* audit.key_file (common/event_key.c; postmaster start only) */
+extern char *aa_key_file;
+
 /* audit.wal_format (capture/event.c, common/message.h) */
 #define AA_WAL_FORMAT_COMPACT	0
 #define AA_WAL_FORMAT_FULL		1

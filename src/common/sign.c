@@ -4,10 +4,8 @@
  *		The event key and the MAC that proves an event was written by the
  *		audit trigger and not by anybody calling pg_logical_emit_message().
  *
- * The key is 16 random bytes in $PGDATA/pg_activity_audit/event_key, made
- * on the first start and read by the postmaster when it preloads the
- * library, so every backend and the writer inherit it and no SQL can read
- * it.
+ * The keys come from event_key.c: the first signs, every one verifies (so
+ * that a key can be rotated while events signed under the old one wait).
  *
  * Every message the trigger writes ends with its signature (sign.h gives
  * the layout): the top-level transaction's full 64-bit id, the message's
@@ -33,11 +31,6 @@
  */
 #include "postgres.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include "storage/fd.h"
 #include "utils/builtins.h"
 
 #include "activity_audit.h"
@@ -47,66 +40,34 @@
 #include "common/stream_line.h"
 #include "common/strbuf.h"
 
-#define AA_KEY_FILE		AA_STATE_DIR "/event_key"
-#define AA_KEY_LEN		16
-
 /* 0.1's signature: ,"sig":"0123456789abcdef"} (see sign.h) */
 #define AA_SIG_PREFIX	AA_SIG_KEY
 #define AA_SIG_LEN		(sizeof(AA_SIG_PREFIX) - 1 + AA_SIG_HEX_LEN + 2)
 
-static uint64 key0;
-static uint64 key1;
-static bool key_loaded = false;
+/* the keys: [0] signs, all verify */
+static uint64 keys[AA_MAX_KEYS][2];
+static int	nkeys = 0;
 
 /*
- * Read the event key, making it on the first start.  Runs in the postmaster
- * (from _PG_init, with the data directory as working directory); a failure
- * stops the server, since events could not be authenticated.
+ * Add a key (event_key.c, at postmaster start).  The first added signs.
+ * False if it is there already or there is no room.
  */
-void
-aa_load_event_key(void)
+bool
+aa_add_event_key(const unsigned char *key)
 {
-	unsigned char key[AA_KEY_LEN];
-	int			fd;
+	uint64		k0 = aa_load_le64(key);
+	uint64		k1 = aa_load_le64(key + 8);
+	int			i;
 
-	if (mkdir(AA_STATE_DIR, S_IRWXU) != 0 && errno != EEXIST)
-		ereport(FATAL,
-				(errcode_for_file_access(),
-				 errmsg("could not create directory \"%s\": %m", AA_STATE_DIR)));
-
-	fd = open(AA_KEY_FILE, O_RDONLY | PG_BINARY, 0);
-	if (fd < 0 && errno == ENOENT)
-	{
-		const char *tmp = AA_KEY_FILE ".tmp";
-
-		if (!pg_strong_random(key, sizeof(key)))
-			ereport(FATAL,
-					(errcode(ERRCODE_INTERNAL_ERROR),
-					 errmsg("could not generate the activity_audit event key")));
-		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY, S_IRUSR | S_IWUSR);
-		if (fd < 0 || write(fd, key, sizeof(key)) != sizeof(key) ||
-			pg_fsync(fd) != 0 || close(fd) != 0)
-			ereport(FATAL,
-					(errcode_for_file_access(),
-					 errmsg("could not write file \"%s\": %m", tmp)));
-		/* FATAL: it does not return on failure */
-		(void) durable_rename(tmp, AA_KEY_FILE, FATAL);
-		fd = open(AA_KEY_FILE, O_RDONLY | PG_BINARY, 0);
-	}
-	if (fd < 0)
-		ereport(FATAL,
-				(errcode_for_file_access(),
-				 errmsg("could not open file \"%s\": %m", AA_KEY_FILE)));
-	if (read(fd, key, sizeof(key)) != sizeof(key))
-		ereport(FATAL,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("file \"%s\" does not hold a %d-byte key", AA_KEY_FILE, AA_KEY_LEN),
-				 errhint("Remove the file to make a new key; events written under the old key will then be rejected.")));
-	close(fd);
-	key0 = aa_load_le64(key);
-	key1 = aa_load_le64(key + 8);
-	explicit_bzero(key, sizeof(key));
-	key_loaded = true;
+	for (i = 0; i < nkeys; i++)
+		if (keys[i][0] == k0 && keys[i][1] == k1)
+			return false;
+	if (nkeys == AA_MAX_KEYS)
+		return false;
+	keys[nkeys][0] = k0;
+	keys[nkeys][1] = k1;
+	nkeys++;
+	return true;
 }
 
 
@@ -121,21 +82,21 @@ mac_hex(uint64 mac, char *out)
 		out[i] = hex[(mac >> (60 - 4 * i)) & 0xF];
 }
 
-/* Version 1 (0.1): the MAC of the transaction id alone. */
+/* Version 1 (0.1): the MAC of the transaction id alone, under key k. */
 static uint64
-mac_v1(uint64 txid)
+mac_v1(int k, uint64 txid)
 {
 	unsigned char bytes[8];
 	int			i;
 
 	for (i = 0; i < 8; i++)
 		bytes[i] = (unsigned char) (txid >> (8 * i));
-	return aa_siphash24(key0, key1, bytes, sizeof(bytes));
+	return aa_siphash24(keys[k][0], keys[k][1], bytes, sizeof(bytes));
 }
 
 /* Version 2: the MAC of the transaction id and the message's number. */
 static uint64
-mac_v2(uint64 txid, uint64 counter)
+mac_v2(int k, uint64 txid, uint64 counter)
 {
 	unsigned char bytes[16];
 	int			i;
@@ -145,7 +106,7 @@ mac_v2(uint64 txid, uint64 counter)
 		bytes[i] = (unsigned char) (txid >> (8 * i));
 		bytes[8 + i] = (unsigned char) (counter >> (8 * i));
 	}
-	return aa_siphash24(key0, key1, bytes, sizeof(bytes));
+	return aa_siphash24(keys[k][0], keys[k][1], bytes, sizeof(bytes));
 }
 
 /* Append the decimal digits of an unsigned 64-bit number. */
@@ -163,14 +124,14 @@ put_signature(StringInfo buf, uint64 txid, uint64 counter)
 {
 	char		hex[AA_SIG_HEX_LEN];
 
-	if (!key_loaded)
+	if (nkeys == 0)
 		aa_require_preload();
 	aa_put_char(buf, '"');
 	put_u64(buf, txid);
 	aa_put_char(buf, ':');
 	put_u64(buf, counter);
 	aa_put_char(buf, ':');
-	mac_hex(mac_v2(txid, counter), hex);
+	mac_hex(mac_v2(0, txid, counter), hex);
 	aa_put(buf, hex, AA_SIG_HEX_LEN);
 	aa_put_char(buf, '"');
 }
@@ -214,7 +175,26 @@ is_mac_hex(const char *p)
 }
 
 /*
- * Whether a message carries a valid signature under this server's key, of
+ * Whether the 16 hex digits are the MAC of a signature version's data under
+ * any of the keys (the current key first: the one nearly all events carry).
+ */
+static bool
+mac_matches(const char *hex, int version, uint64 txid, uint64 counter)
+{
+	char		expect[AA_SIG_HEX_LEN];
+	int			k;
+
+	for (k = 0; k < nkeys; k++)
+	{
+		mac_hex(version == 1 ? mac_v1(k, txid) : mac_v2(k, txid, counter), expect);
+		if (memcmp(hex, expect, AA_SIG_HEX_LEN) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Whether a message carries a valid signature under one of this server's keys, of
  * either version (see the header comment); read from its end.  On success
  * *sig says what it signs and where the text before the signature ends.
  * It does not say whether the signature was used already: decode.c keeps
@@ -226,12 +206,11 @@ aa_verify_message(const char *msg, size_t len, AASignature *sig)
 	const char *end = msg + len;
 	const char *hex;
 	const char *p;
-	char		expect[AA_SIG_HEX_LEN];
 	uint64		counter;
 	uint64		txid;
 	bool		in_array;
 
-	if (!key_loaded || len < AA_SIG_HEX_LEN + 8)
+	if (nkeys == 0 || len < AA_SIG_HEX_LEN + 8)
 		return false;
 	if (end[-1] == '}')
 		in_array = false;
@@ -256,8 +235,7 @@ aa_verify_message(const char *msg, size_t len, AASignature *sig)
 		if (p == NULL || p - msg < 8 ||
 			memcmp(p - 8, AA_TXID_KEY, sizeof(AA_TXID_KEY) - 1) != 0)
 			return false;
-		mac_hex(mac_v1(txid), expect);
-		if (memcmp(hex, expect, AA_SIG_HEX_LEN) != 0)
+		if (!mac_matches(hex, 1, txid, 0))
 			return false;
 		sig->version = 1;
 		sig->txid = txid;
@@ -287,8 +265,7 @@ aa_verify_message(const char *msg, size_t len, AASignature *sig)
 		if (p < msg || memcmp(p, AA_SIG_KEY, sizeof(AA_SIG_KEY) - 2) != 0)
 			return false;
 	}
-	mac_hex(mac_v2(txid, counter), expect);
-	if (memcmp(hex, expect, AA_SIG_HEX_LEN) != 0)
+	if (!mac_matches(hex, 2, txid, counter))
 		return false;
 	sig->version = 2;
 	sig->txid = txid;

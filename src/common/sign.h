@@ -45,7 +45,12 @@ typedef struct AASignature
 								 * comma */
 } AASignature;
 
+/* event keys (event_key.c loads them, sign.c uses them) */
+#define AA_KEY_LEN			16
+#define AA_MAX_KEYS			8
+
 extern void aa_load_event_key(void);
+extern bool aa_add_event_key(const unsigned char *key);
 extern void aa_sign_object(StringInfo buf, uint64 txid, uint64 counter);
 extern void aa_sign_array(StringInfo buf, uint64 txid, uint64 counter);
 extern bool aa_verify_message(const char *msg, size_t len, AASignature *sig);

@@ -104,6 +104,27 @@ reject_forged(TransactionId xid, XLogRecPtr lsn, const char *why)
 
 
 /*
+ * Reject a message as it is first read.  One that lies before the last
+ * commit the stream held when the writer started was read, and counted and
+ * reported, by an earlier run: a restart reads the WAL again from the
+ * slot's restart point (so also after the key it was checked under was
+ * retired from audit.key_file).  It is still kept from delivery, quietly.
+ */
+static void
+reject_read(TransactionId xid, XLogRecPtr lsn, const char *why)
+{
+	AAStreamPos start;
+
+	aa_deliver_start_position(&start);
+	if (lsn < start.commit_lsn)
+	{
+		aa_txn_note_rejected(xid, lsn);
+		return;
+	}
+	reject_forged(xid, lsn, why);
+}
+
+/*
  * Order of the merge heap: binaryheap keeps the greatest element first,
  * so the source whose current event has the lowest LSN compares greatest.
  */
@@ -432,12 +453,12 @@ aa_decode_record(XLogReaderState *reader)
 		if (!aa_decode_message(reader, &m, &why))
 		{
 			if (why != NULL)
-				reject_forged(XLogRecGetXid(reader), reader->ReadRecPtr, why);
+				reject_read(XLogRecGetXid(reader), reader->ReadRecPtr, why);
 		}
 		/* the first read alone sees every number; the reread skips rejects */
 		else if (m.version == 2 &&
 				 !aa_counter_accept(m.txid, m.counter, reader->ReadRecPtr))
-			reject_forged(XLogRecGetXid(reader), reader->ReadRecPtr,
+			reject_read(XLogRecGetXid(reader), reader->ReadRecPtr,
 						  "Its signature was used before: it is a copy of another message's.");
 		else
 			aa_txn_add(XLogRecGetXid(reader), reader->ReadRecPtr, &m);

@@ -44,6 +44,8 @@ sub installcheck
 	delete local $ENV{MAKEFLAGS};
 	delete local $ENV{MAKELEVEL};
 	delete local $ENV{MFLAGS};
+	# (make puts its command line's variables into the environment too)
+	delete local @ENV{qw(REGRESS ISOLATION TAP_TESTS PROVE_TESTS TEMP_INSTANCE REGRESS_OPTS ISOLATION_OPTS)};
 	my $ok = IPC::Run::run([ 'make', '-C', $dir, "PG_CONFIG=$pg_config", 'installcheck' ],
 		'>', \$out, '2>', \$err);
 	return ($ok, "$out\n$err");
