@@ -58,6 +58,14 @@ static AATxn **by_size = NULL;
 static int	by_size_len = 0;
 static int	by_size_cap = 0;
 
+/*
+ * The buffers in the order of their first event in the WAL: a buffer is
+ * made at its first event, which comes after every other buffer's first
+ * event, so appending keeps the order, and the oldest is found at once
+ * (writer_status() asks after every delivery).
+ */
+static dlist_head by_age = DLIST_STATIC_INIT(by_age);
+
 /* Create the (empty) buffers; once, when the worker starts. */
 void
 aa_txns_init(void)
@@ -193,6 +201,7 @@ aa_txn_drop(AATxn *txn)
 	spilled_bytes -= txn->spill_bytes;
 	if (txn->size_index >= 0)
 		by_size_delete(txn);
+	dlist_delete(&txn->by_age);
 	hash_search(txns, &txn->xid, HASH_REMOVE, NULL);
 }
 
@@ -329,6 +338,7 @@ aa_txn_add(TransactionId xid, XLogRecPtr lsn, const AAMessage *m)
 		txn->nrejected = 0;
 		txn->maxrejected = 0;
 		txn->size_index = -1;
+		dlist_push_tail(&by_age, &txn->by_age);
 	}
 	if (txn->first_at == 0)
 	{
@@ -445,15 +455,9 @@ aa_txns_prepared(TransactionId top, TransactionId *subxacts, int nsubxacts,
 AATxn *
 aa_txns_oldest(void)
 {
-	HASH_SEQ_STATUS status;
-	AATxn	   *txn;
-	AATxn	   *oldest = NULL;
-
-	hash_seq_init(&status, txns);
-	while ((txn = hash_seq_search(&status)) != NULL)
-		if (oldest == NULL || txn->first_lsn < oldest->first_lsn)
-			oldest = txn;
-	return oldest;
+	if (dlist_is_empty(&by_age))
+		return NULL;
+	return dlist_head_element(AATxn, by_age, &by_age);
 }
 
 /*

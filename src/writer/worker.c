@@ -111,11 +111,12 @@ static void
 checkpoint_delivery(XLogRecPtr next_lsn, TimestampTz *last_slot_save)
 {
 	TimestampTz now = GetCurrentTimestamp();
-	AATxn	   *oldest = aa_txns_oldest();
+	AATxn	   *oldest;
 	AAStreamPos head;
 	bool		has_head;
 
 	aa_deliver_sync();
+	oldest = aa_txns_oldest();
 	has_head = aa_deliver_head(&head);
 	aa_status_publish(next_lsn, aa_deliver_count(), aa_stream_bytes_written(),
 					  aa_txns_count(), aa_decode_forged_count(),

@@ -18,6 +18,7 @@
 
 #include "access/xlogdefs.h"
 #include "access/xlogreader.h"
+#include "lib/ilist.h"
 #include "lib/stringinfo.h"
 #include "datatype/timestamp.h"
 #include "nodes/pg_list.h"
@@ -120,6 +121,7 @@ struct AATxn
 								 * (a compact header comes before its rows) */
 	char	   *gid;			/* prepared: the transaction's name, else NULL */
 	TimestampTz prepared_at;	/* prepared: when */
+	dlist_node	by_age;			/* in txnbuf.c's list in first_lsn order */
 	List	   *events;			/* of AAEvent *, the part in memory */
 	Size		mem_bytes;		/* their size */
 	XLogRecPtr	spill_start;	/* first spilled event; invalid: none */
