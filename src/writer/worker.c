@@ -75,7 +75,7 @@ aa_register_writer(void)
  * Reload the configuration on SIGHUP; leave on SIGTERM.  With status 1,
  * as worker_spi does, so that the postmaster starts the writer again: a
  * SIGTERM comes not only at shutdown (when nothing is restarted) but also
- * from pg_terminate_backend() and from a checkpoint that invalidates the
+ * from an operator's kill and from a checkpoint that invalidates the
  * writer's slot (max_slot_wal_keep_size), and status 0 would unregister
  * the writer for good, leaving the stream silently stopped.
  */
