@@ -32,10 +32,12 @@ OBJS = \
 	src/capture/capture.o \
 	src/capture/app_event.o \
 	src/capture/utility_hook.o \
+	src/capture/config_event.o \
 	src/writer/worker.o \
 	src/writer/slot.o \
 	src/writer/gap.o \
 	src/writer/status.o \
+	src/writer/retention.o \
 	src/writer/txnbuf.o \
 	src/writer/spill_scan.o \
 	src/writer/decode.o \
@@ -67,7 +69,7 @@ PG_CPPFLAGS = -I$(srcdir)/src
 # pg_regress and isolation: a server with the library preloaded and logical
 # WAL (the tests read events back through a test_decoding slot), either the
 # running one or, with TEMP_INSTANCE=1, a private cluster per suite.
-REGRESS = setup track context values capture ddl partition partition_roles truncate writer reader reader_escapes wal_format limits app_events
+REGRESS = setup track context values capture ddl partition partition_roles truncate writer reader reader_escapes wal_format limits app_events suppressed
 ISOLATION = concurrent_ddl commit_order twophase concurrent_writers inval_during_build
 ISOLATION_OPTS = --inputdir=$(srcdir)/test/isolation
 ifdef TEMP_INSTANCE
