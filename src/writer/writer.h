@@ -277,6 +277,8 @@ extern bool aa_write_all(int fd, const char *data, size_t len);
 extern void aa_deliver_start_position(AAStreamPos *pos);
 
 /* slot.c: the writer's replication slot */
+extern void aa_slot_check_startup(void);
+extern void aa_slot_wait_requirements(void);
 extern XLogRecPtr aa_slot_start(const AAStreamPos *stream);
 extern void aa_slot_advance(XLogRecPtr needed);
 
