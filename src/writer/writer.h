@@ -236,7 +236,7 @@ extern AAStreamFile aa_cur;
 extern size_t aa_stream_buffered(void);
 extern bool aa_stream_flush_wbuf(char **err);
 extern bool aa_stream_sync_current(char **err);
-extern bool aa_stream_check_not_removed(char **err);
+extern bool aa_stream_check_in_place(char **err);
 extern void aa_stream_drop_cached(bool all);
 extern void aa_stream_forget_current(void);
 extern void aa_stream_set_current(int fd, char *path, char *directory,
@@ -269,6 +269,7 @@ extern bool aa_state_read(StreamState *st, bool *found, char **err);
 extern bool aa_state_write(const StreamState *st, char **err);
 extern void aa_state_free(StreamState *st);
 extern bool aa_state_names_other(const char *path);
+extern bool aa_state_missing_ok(char **err);
 extern bool aa_fsync_path(const char *path, bool isdir, char **err);
 extern bool aa_ensure_directory(const char *dir, char **err);
 extern bool aa_write_all(int fd, const char *data, size_t len);
