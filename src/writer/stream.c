@@ -19,7 +19,9 @@
  * long as the caller redelivers everything after that position.  Without a
  * state file a new stream starts, but not beside the files of an old one
  * (stream_state.c); a current file removed, moved away or replaced is
- * noticed before the position moves (aa_stream_check_in_place).
+ * noticed before the position moves (aa_stream_check_in_place), and one
+ * that ends before what this server's writer saw in place is refused when
+ * the stream is reopened (aa_status_set_stream_seq).
  *
  * Every I/O failure is returned to the caller (false and a message) rather
  * than thrown: the writer reports it and retries.  A failed append leaves
@@ -384,6 +386,7 @@ aa_stream_open(char **err)
 		/* a new stream, unless the state of one was lost */
 		if (!aa_state_missing_ok(err))
 			return false;
+		aa_status_set_stream_seq(0);
 		stream_ready = true;
 		return true;
 	}
@@ -407,6 +410,13 @@ aa_stream_open(char **err)
 	}
 	if (!aa_recover_tail(fd, st.path, sb.st_size, &st.start, &pos, &valid_end, err))
 		goto fail_fd;
+	/* a file replaced or cut since this server's writer last checked it */
+	if (pos.seq < aa_status_stream_seq())
+	{
+		*err = psprintf("audit stream file \"%s\" ends at seq " UINT64_FORMAT ", but the stream held seq " UINT64_FORMAT " already: the file was replaced or cut; put the original file back",
+						st.path, pos.seq, aa_status_stream_seq());
+		goto fail_fd;
+	}
 	if (valid_end < sb.st_size && ftruncate(fd, valid_end) != 0)
 	{
 		*err = psprintf("could not truncate audit stream file \"%s\": %m",
@@ -544,6 +554,7 @@ aa_stream_sync(char **err)
 		return false;
 	if (!aa_stream_check_in_place(err))
 		return false;
+	aa_status_set_stream_seq(synced_seq);
 	aa_stream_drop_cached(false);
 	return true;
 }

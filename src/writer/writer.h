@@ -40,6 +40,8 @@ extern void aa_status_set_worker(pid_t pid, Latch *latch);
 extern void aa_status_set_error(const char *msg);
 extern void aa_status_error_until_progress(void);
 extern int	aa_status_record_failure(XLogRecPtr lsn, const char *msg);
+extern void aa_status_set_stream_seq(uint64 seq);
+extern uint64 aa_status_stream_seq(void);
 extern void aa_status_publish(XLogRecPtr next_lsn, uint64 events_delivered,
 							  uint64 bytes_written, int pending_xacts,
 							  uint64 forged_rejected, uint64 spilled_bytes,

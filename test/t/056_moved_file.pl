@@ -14,6 +14,9 @@
 #      takes up the file at the path and writes the events the moved file
 #      would have swallowed into it, from the WAL; after a restart seq goes
 #      on, no event missing, none twice.
+#  (3) Moved away and an empty file put at its path: the writer does not
+#      take it up (its seq would start again); with the original moved
+#      back, delivery resumes exactly once.
 
 use strict;
 use warnings;
@@ -100,6 +103,31 @@ is($node->safe_psql('postgres', q{SELECT activity_audit.flush('60s')}),
 $events = stream_ok($node, '(2) stream valid (seq, chain)');
 is_deeply(ids($events), [ 1 .. 8 ], '(2) every committed event once, in order');
 is_deeply([ map { $_->{seq} } @$events ], [ 1 .. 8 ], '(2) seq 1 to 8');
+
+###########################################################################
+# (3) moved away and an empty file put in its place
+###########################################################################
+unlink($away) or die "unlink: $!";
+move($file, $away) or die "mv: $!";
+open(my $fh, '>', $file) or die "create: $!";
+close($fh);
+$log_offset = -s $node->logfile;
+$node->safe_psql('postgres', q{INSERT INTO t VALUES (9)});
+is($node->safe_psql('postgres', q{SELECT activity_audit.flush('3s')}),
+	'f', '(3) flush() times out');
+ok( $node->poll_query_until(
+		'postgres', qq{
+		SELECT last_error LIKE '%"log/$name" ends at seq 0, but the stream held seq 8 already: the file was replaced or cut; put the original file back%'
+		  FROM activity_audit.writer_status()}),
+	'(3) last_error says the file at the path ends before the stream');
+ok(wait_log($node, qr/WARNING: .*ends at seq 0, but the stream held seq 8 already/, $log_offset, 30),
+	'(3) and so does a WARNING');
+is(-s $file, 0, '(3) nothing was written into the empty file');
+move($away, $file) or die "mv back: $!";
+is($node->safe_psql('postgres', q{SELECT activity_audit.flush('60s')}),
+	't', '(3) with the original back, delivery resumes');
+$events = stream_ok($node, '(3) stream valid (seq, chain)');
+is_deeply(ids($events), [ 1 .. 9 ], '(3) every committed event once, in order');
 
 $node->stop;
 done_testing();
