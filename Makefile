@@ -23,6 +23,7 @@ OBJS = \
 	src/common/event_key.o \
 	src/common/json_out.o \
 	src/common/stream_line.o \
+	src/common/digest.o \
 	src/guc.o \
 	src/capture/json_value.o \
 	src/capture/json_number.o \
@@ -31,10 +32,12 @@ OBJS = \
 	src/capture/capture.o \
 	src/capture/app_event.o \
 	src/capture/utility_hook.o \
+	src/capture/config_event.o \
 	src/writer/worker.o \
 	src/writer/slot.o \
 	src/writer/gap.o \
 	src/writer/status.o \
+	src/writer/retention.o \
 	src/writer/txnbuf.o \
 	src/writer/spill_scan.o \
 	src/writer/decode.o \
@@ -49,10 +52,12 @@ OBJS = \
 	src/writer/stream_state.o \
 	src/writer/stream_recover.o \
 	src/writer/stream_cut.o \
+	src/writer/digest_log.o \
 	src/reader/files.o \
 	src/reader/log_stream.o \
 	src/reader/line_jsonb.o \
-	src/reader/verify.o
+	src/reader/verify.o \
+	src/reader/digest.o
 
 EXTENSION = activity_audit
 DATA = sql/activity_audit--0.1.sql sql/activity_audit--0.1--0.2.sql \
@@ -64,7 +69,7 @@ PG_CPPFLAGS = -I$(srcdir)/src
 # pg_regress and isolation: a server with the library preloaded and logical
 # WAL (the tests read events back through a test_decoding slot), either the
 # running one or, with TEMP_INSTANCE=1, a private cluster per suite.
-REGRESS = setup track context values capture ddl partition partition_roles truncate writer reader reader_escapes wal_format limits app_events
+REGRESS = setup track context values capture ddl partition partition_roles truncate writer reader reader_escapes wal_format limits app_events suppressed
 ISOLATION = concurrent_ddl commit_order twophase concurrent_writers inval_during_build
 ISOLATION_OPTS = --inputdir=$(srcdir)/test/isolation
 ifdef TEMP_INSTANCE
@@ -110,9 +115,9 @@ all: $(VERIFY_TOOL)
 # It checks with the server's own line definition and SHA-256 code
 # (src/common/stream_line.c, src/common/sha256.c), built as a frontend
 # program against PostgreSQL's libpgcommon and libpgport like pg_waldump.
-VERIFY_SRCS = tools/activity_audit_verify.c src/common/stream_line.c src/common/sha256.c
+VERIFY_SRCS = tools/activity_audit_verify.c src/common/stream_line.c src/common/sha256.c src/common/digest.c
 
-$(VERIFY_TOOL): $(VERIFY_SRCS) src/common/stream_line.h src/common/stream_format.h src/common/sha256.h
+$(VERIFY_TOOL): $(VERIFY_SRCS) src/common/digest.h src/common/stream_line.h src/common/stream_format.h src/common/sha256.h
 	$(CC) $(CFLAGS) -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers \
 		-I$(srcdir)/src -I$(includedir_server) $(CPPFLAGS) -o $@ $(VERIFY_SRCS) \
 		-L$(pkglibdir) -lpgcommon -lpgport $(LDFLAGS) -lm

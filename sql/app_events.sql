@@ -99,7 +99,7 @@ SELECT activity_audit.flush() AS flushed;
 SELECT event_type, schema_name, table_name, model, instance_id, user_id,
        event->>'name' AS name, event ? 'seq' AND event ? 'hash' AS chained, event ? 'sig' AS has_sig
   FROM activity_audit.log_stream()
- WHERE regress_new(seq) AND event->>'name' <> 'audit.model'
+ WHERE regress_new(seq) AND event->>'name' NOT IN ('audit.model', 'audit.config')
  ORDER BY seq;
 SELECT ok, first_bad_seq FROM activity_audit.verify();
 
@@ -109,5 +109,12 @@ DROP TABLE app_t;
 SELECT count(*) >= 0 AS drained FROM audit_raw();
 
 -- bounded like row events by audit.max_event_size (64MB by default)
-SELECT activity_audit.log_event('app.x', 'HUGE', jsonb_build_object('blob', repeat('x', 64 * 1024 * 1024)));
+DO $$
+BEGIN
+  PERFORM activity_audit.log_event('app.x', 'HUGE', jsonb_build_object('blob', repeat('x', 64 * 1024 * 1024)));
+EXCEPTION WHEN program_limit_exceeded THEN
+  -- (the size depends on the database's and the application's names)
+  RAISE NOTICE '%', regexp_replace(SQLERRM, '\d+ bytes', 'N bytes');
+END
+$$;
 SELECT count(*) AS nothing_written FROM audit_raw();

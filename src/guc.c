@@ -46,10 +46,12 @@ int			aa_rotation_size = 100 * 1024;
 int			aa_rotation_age = 24 * 60;
 int			aa_file_mode = 0600;
 int			aa_writer_memory = 64 * 1024;
+int			aa_digest_interval = 60;
 
 /* limits (capture) */
 int			aa_max_context_size = 64;
 int			aa_max_event_size = 64 * 1024;
+int			aa_retained_warning = 1024 * 1024;
 
 /* the shape of the WAL messages (capture) */
 int			aa_wal_format = AA_WAL_FORMAT_COMPACT;
@@ -352,6 +354,11 @@ aa_define_gucs(void)
 							"Past it, the events of the largest open transaction are dropped from memory and read back from the WAL at its commit.",
 							&aa_writer_memory, 64 * 1024, 64, INT_MAX / 1024,
 							PGC_SIGHUP, GUC_UNIT_KB, NULL, NULL, NULL);
+	DefineCustomIntVariable("audit.retained_warning",
+							"Log a WARNING when the writer's replication slot keeps more WAL than this (0: never).",
+							"Once each time the WAL kept grows past it, naming the oldest open transaction with events, which holds it.",
+							&aa_retained_warning, 1024 * 1024, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_KB, NULL, NULL, NULL);
 	DefineCustomEnumVariable("audit.wal_format",
 							 "Shape of the audit messages in the WAL: compact or full.",
 							 "compact writes what a statement's events on a table share once; full writes every event self-contained, for logical-decoding consumers.",
@@ -362,6 +369,10 @@ aa_define_gucs(void)
 							"The value is a numeric mode as accepted by chmod (octal with a leading 0).",
 							&aa_file_mode, 0600, 0000, 0777,
 							PGC_SIGHUP, 0, NULL, NULL, show_file_mode);
+	DefineCustomIntVariable("audit.digest_interval",
+							"How often the writer logs a digest of the stream's head (AUDIT DIGEST) while events are delivered (0: never).",
+							NULL, &aa_digest_interval, 60, 0, INT_MAX / 1000,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 	DefineCustomIntVariable("audit.max_context_size",
 							"Largest value a session may give an audit.* context setting.",
 							"SET of a longer audit.user_id, user_info, request_id, extra or service_name fails.",

@@ -29,6 +29,7 @@ extern int	aa_rotation_size;	/* kB, 0 = never */
 extern int	aa_rotation_age;	/* minutes, 0 = never */
 extern int	aa_file_mode;
 extern int	aa_writer_memory;	/* kB */
+extern int	aa_digest_interval;	/* s, 0 = never */
 
 /*
  * Limits on what a session can put into an event (kB): the writer must be
@@ -39,6 +40,7 @@ extern int	aa_writer_memory;	/* kB */
 #define AA_MAX_EVENT_SIZE_CAP	(256 * 1024)	/* 256MB per message */
 extern int	aa_max_context_size;
 extern int	aa_max_event_size;
+extern int	aa_retained_warning;	/* kB, 0 = never */
 
 /* audit.key_file (common/event_key.c; postmaster start only) */
 extern char *aa_key_file;

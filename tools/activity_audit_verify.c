@@ -3,7 +3,7 @@
  * activity_audit_verify.c
  *		Offline verifier of the activity_audit file stream (SPEC section 6).
  *
- *		activity_audit_verify [-q] DIR
+ *		activity_audit_verify [-q] [--digests FILE] DIR
  *
  * Reads every stream file of DIR (regular files named <something>.jsonl),
  * in byte-wise name order (which is stream order), and checks the hash
@@ -43,6 +43,7 @@
 
 #include "common/logging.h"
 #include "common/sha256.h"
+#include "common/digest.h"
 #include "common/stream_line.h"
 
 #define EXIT_INTACT 0
@@ -52,6 +53,9 @@
 #define READ_CHUNK (4 * 1024 * 1024)
 
 static const char *progname;
+
+/* --digests: the digests the stream must hold (NULL without the option) */
+static AADigestCheck *digest_check = NULL;
 
 /*
  * The read buffer: one complete line must fit, so it grows for long ones.
@@ -113,6 +117,8 @@ check_file(AAChainCheck *c, const char *file, const char *path, int last,
 				(*events)++;
 				if (c->line_is_gap)
 					report_gap(c, file, lineno);
+				if (digest_check)
+					aa_digest_check_line(digest_check, c->last_seq, c->prev_hash);
 			}
 			start = scan = (size_t) (nl - buf) + 1;
 			continue;
@@ -253,6 +259,9 @@ usage(void)
 		   "$PGDATA/log).  Every regular file of DIR named *.jsonl is read in\n"
 		   "name order.  No database connection is needed.\n\n");
 	printf("Options:\n"
+		   "  -d, --digests=FILE  also check the digests in FILE (AUDIT DIGEST lines\n"
+		   "                 of the server log, or one digest per line); their\n"
+		   "                 signatures are checked by verify(digests) in SQL\n"
 		   "  -q, --quiet    do not list the files checked\n"
 		   "  -V, --version  output version information, then exit\n"
 		   "  -?, --help     show this help, then exit\n\n");
@@ -267,9 +276,10 @@ usage(void)
  * then getopt_long.  Returns the directory; exits on a usage error.
  */
 static const char *
-parse_args(int argc, char **argv, int *quiet)
+parse_args(int argc, char **argv, int *quiet, const char **digests)
 {
 	static struct option long_options[] = {
+		{"digests", required_argument, NULL, 'd'},
 		{"help", no_argument, NULL, '?'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"version", no_argument, NULL, 'V'},
@@ -290,10 +300,13 @@ parse_args(int argc, char **argv, int *quiet)
 			exit(EXIT_INTACT);
 		}
 	}
-	while ((option = getopt_long(argc, argv, "hqV?", long_options, NULL)) != -1)
+	while ((option = getopt_long(argc, argv, "d:hqV?", long_options, NULL)) != -1)
 	{
 		switch (option)
 		{
+			case 'd':
+				*digests = optarg;
+				break;
 			case 'q':
 				*quiet = 1;
 				break;
@@ -320,6 +333,56 @@ parse_args(int argc, char **argv, int *quiet)
 	return argv[optind];
 }
 
+/*
+ * The digests of a file: every line that holds one (a server-log line with
+ * "AUDIT DIGEST: ", or a digest alone); other lines are skipped, so a whole
+ * server log can be given.  Exits (2) if the file cannot be read or holds
+ * no digest.
+ */
+static AADigestCheck *
+read_digests(const char *path)
+{
+	FILE	   *f = fopen(path, "r");
+	AADigest   *d = NULL;
+	int			n = 0;
+	int			cap = 0;
+	char		line[8192];
+	AADigestCheck *c;
+
+	if (f == NULL)
+	{
+		pg_log_error("could not open file \"%s\": %m", path);
+		exit(EXIT_ERROR);
+	}
+	while (fgets(line, sizeof(line), f) != NULL)
+	{
+		AADigest	one;
+
+		if (strstr(line, "{\"seq\":") == NULL || !aa_digest_parse(line, strlen(line), &one))
+			continue;
+		if (n == cap)
+		{
+			cap = cap ? cap * 2 : 64;
+			d = pg_realloc(d, cap * sizeof(AADigest));
+		}
+		d[n++] = one;
+	}
+	if (ferror(f))
+	{
+		pg_log_error("could not read file \"%s\": %m", path);
+		exit(EXIT_ERROR);
+	}
+	fclose(f);
+	if (n == 0)
+	{
+		pg_log_error("no digest in \"%s\"", path);
+		exit(EXIT_ERROR);
+	}
+	c = pg_malloc(sizeof(AADigestCheck));
+	aa_digest_check_init(c, d, n);
+	return c;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -333,10 +396,13 @@ main(int argc, char **argv)
 	int			quiet = 0;
 	const char *impl;
 	const char *force;
+	const char *digests = NULL;
 
 	pg_logging_init(argv[0]);
 	progname = get_progname(argv[0]);
-	dir = parse_args(argc, argv, &quiet);
+	dir = parse_args(argc, argv, &quiet, &digests);
+	if (digests)
+		digest_check = read_digests(digests);
 
 	nnames = list_stream_files(dir, &names);
 	if (nnames < 0)
@@ -351,6 +417,11 @@ main(int argc, char **argv)
 	bufsize = 2 * READ_CHUNK;
 	buf = pg_malloc(bufsize);
 	aa_chain_init(&chain);
+	if (digest_check)
+	{
+		chain.start_ok = aa_digest_anchor;
+		chain.start_arg = digest_check;
+	}
 
 	printf("activity_audit_verify: checking the stream in %s\n", dir);
 	if (!quiet)
@@ -377,15 +448,16 @@ main(int argc, char **argv)
 			printf("  %s: FAILED\n", names[i]);
 		else if (file_events > 0)
 			printf("  %s: %" PRId64 " events (seq %" PRIu64 "..%" PRIu64 ")\n",
-				   names[i], file_events, first_seq, chain.last_seq);
+				   names[i], file_events,
+				   first_seq == 1 ? chain.first_seq : first_seq, chain.last_seq);
 		else
 			printf("  %s: no events\n", names[i]);
 	}
 
 	printf("files checked: %d of %d\n", files_checked, nnames);
 	if (chain.verified > 0)
-		printf("events verified: %" PRIu64 " (seq 1..%" PRIu64 ")\n",
-			   chain.verified, chain.last_seq);
+		printf("events verified: %" PRIu64 " (seq %" PRIu64 "..%" PRIu64 ")\n",
+			   chain.verified, chain.first_seq, chain.last_seq);
 	else
 		printf("events verified: 0\n");
 
@@ -398,6 +470,23 @@ main(int argc, char **argv)
 	}
 	if (chain.verified > 0)
 		printf("last hash: %.64s\n", chain.prev_hash);
+	if (digest_check)
+	{
+		aa_digest_check_end(digest_check, chain.last_seq);
+		if (digest_check->failed)
+		{
+			printf("first bad seq: %" PRIu64 "\n", digest_check->bad_seq);
+			printf("problem: %s\n", digest_check->detail);
+			printf("RESULT: BROKEN - the stream does not hold what a digest says\n");
+			return EXIT_BROKEN;
+		}
+		printf("digests: %d found in the stream", digest_check->matched);
+		if (digest_check->anchor_seq)
+			printf(", which starts after the digest of seq %" PRIu64, digest_check->anchor_seq);
+		if (digest_check->before_first)
+			printf(", %d before its first line", digest_check->before_first);
+		printf("\n");
+	}
 	if (chain.gaps > 0)
 	{
 		char		note[AA_CHAIN_DETAIL_LEN];

@@ -96,7 +96,11 @@ activity_audit_capture(PG_FUNCTION_ARGS)
 	check_firing(td);
 
 	if (!aa_enabled)
+	{
+		/* not silence: the stream says the table's changes are not in it */
+		aa_note_suppressed(td->tg_relation, td->tg_trigger);
 		return PointerGetDatum(NULL);
+	}
 
 	/*
 	 * TRUNCATE of a partitioned table reaches each partition's own TRUNCATE

@@ -128,6 +128,7 @@ typedef struct AARelInfo
 
 extern AARelInfo *aa_get_relinfo(Relation rel, Trigger *trigger,
 								  bool may_sweep);
+extern AARelInfo *aa_relinfo_names(Relation rel, Trigger *trigger);
 
 /* event.c: one event, built and written into the WAL */
 typedef enum AAEventType
@@ -141,6 +142,11 @@ typedef enum AAEventType
 extern void aa_emit_row_event(AARelInfo *ri, AAEventType type, bool nested,
 							  TupleTableSlot *oldslot, TupleTableSlot *newslot);
 extern void aa_emit_truncate_event(AARelInfo *ri, bool nested);
+extern void aa_emit_config_event(AARelInfo *ri, const char *event_type,
+								 const char *repr);
+
+/* config_event.c: audit.config events (SPEC 9) */
+extern void aa_note_suppressed(Relation rel, Trigger *trigger);
 extern void aa_emit_app_event(const char *level, const char *name,
 							  const char *message, const char *event_type,
 							  const char *members, int members_len);

@@ -854,4 +854,44 @@ aa_emit_app_event(const char *level, const char *name, const char *message,
 	write_event(buf, NULL);
 	pfree(buf->data);
 	pfree(id->data);
+	pfree(buf);
+	pfree(id);
+}
+
+/*
+ * Build and write an audit.config event about a tracked table (SPEC 9,
+ * capture/config_event.c): the keys of a row event, with instance_id null
+ * and instance_repr 'repr' (a JSON object's text, or NULL for null).  A
+ * full-format message in every WAL format, signed and transactional like
+ * row events: a rolled-back DROP TABLE leaves none.
+ */
+void
+aa_emit_config_event(AARelInfo *ri, const char *event_type, const char *repr)
+{
+	StringInfo	buf;
+	StringInfo	id;
+
+	get_buffers(true, &buf, &id);
+	aa_put_lit(buf, "{\"timestamp\":");
+	append_timestamp(buf, GetCurrentTimestamp());
+	aa_put_lit(buf, ",\"level\":\"AUDIT\",\"name\":\"audit.config\",\"message\":\"");
+	aa_put_str(buf, event_type);
+	aa_put_lit(buf, " event by ");
+	aa_put(buf, ri->model, ri->model_len);
+	aa_put_lit(buf, "\",");
+	append_request_fields(buf, ri);
+	aa_put_lit(buf, ",\"event_type\":");
+	aa_json_string(buf, event_type, strlen(event_type));
+	aa_put_lit(buf, ",\"instance_id\":null,\"instance_repr\":");
+	if (repr)
+		aa_put_str(buf, repr);
+	else
+		aa_put_lit(buf, "null");
+	aa_put_char(buf, ',');
+	append_context(buf, ri);
+	write_event(buf, ri);
+	pfree(buf->data);
+	pfree(id->data);
+	pfree(buf);
+	pfree(id);
 }

@@ -395,6 +395,49 @@ build_entry(AARelInfo *ri, Relation rel, Trigger *trigger)
 }
 
 /*
+ * The names alone of a table with an audit trigger, for an audit.config
+ * event (config_event.c): model, schema and table, in a fresh AARelInfo in
+ * the current memory context.  Unlike aa_get_relinfo() it never fails on
+ * the trigger's configuration -- DDL on a table whose audit trigger is
+ * misconfigured must still work, and still leave its event -- so a model
+ * it cannot read is the table's name.
+ */
+AARelInfo *
+aa_relinfo_names(Relation rel, Trigger *trigger)
+{
+	AARelInfo  *ri = palloc0(sizeof(AARelInfo));
+	const char *model = RelationGetRelationName(rel);
+	StringInfoData buf;
+
+	if (trigger->tgnargs == 1 && aa_json_valid(trigger->tgargs[0], NULL))
+	{
+		Jsonb	   *jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+														CStringGetDatum(trigger->tgargs[0])));
+		JsonbValue *v = JB_ROOT_IS_OBJECT(jb) ?
+			getKeyJsonValueFromContainer(&jb->root, "model", 5, NULL) : NULL;
+
+		if (v && v->type == jbvString && v->val.string.len > 0)
+			model = pnstrdup(v->val.string.val, v->val.string.len);
+	}
+	ri->relid = RelationGetRelid(rel);
+	initStringInfo(&buf);
+	aa_json_string_body(&buf, model, strlen(model));
+	ri->model = buf.data;
+	ri->model_len = buf.len;
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "\"model\":\"%s\"", ri->model);
+	ri->model_field = buf.data;
+	ri->model_field_len = buf.len;
+	initStringInfo(&buf);
+	append_field(&buf, "schema", get_namespace_name(RelationGetNamespace(rel)));
+	appendStringInfoChar(&buf, ',');
+	append_field(&buf, "table", RelationGetRelationName(rel));
+	ri->where_fields = buf.data;
+	ri->where_fields_len = buf.len;
+	return ri;
+}
+
+/*
  * Free the entries that were invalidated, so that a long session dropping
  * and creating tracked tables or triggers does not accumulate dead ones.
  * Runs only when some entry is being rebuilt, which is when callbacks have

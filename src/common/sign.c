@@ -34,6 +34,7 @@
 #include "utils/builtins.h"
 
 #include "activity_audit.h"
+#include "common/digest.h"
 #include "common/sign.h"
 #include "common/siphash.h"
 #include "common/stream_format.h"
@@ -273,4 +274,60 @@ aa_verify_message(const char *msg, size_t len, AASignature *sig)
 	sig->in_array = in_array;
 	sig->body_len = p - msg;
 	return true;
+}
+
+/*
+ * The key of digests (common/digest.h), derived from an event key: a digest
+ * proves the stream's head to whoever holds the server's key, and a MAC
+ * under the event key itself must never double as a message signature.
+ */
+static void
+digest_key(int k, uint64 *d0, uint64 *d1)
+{
+	static const char label0[] = "activity_audit digest key 0";
+	static const char label1[] = "activity_audit digest key 1";
+
+	*d0 = aa_siphash24(keys[k][0], keys[k][1], (const unsigned char *) label0, sizeof(label0) - 1);
+	*d1 = aa_siphash24(keys[k][0], keys[k][1], (const unsigned char *) label1, sizeof(label1) - 1);
+}
+
+/* The MAC of a digest's signed text under key k. */
+static uint64
+digest_mac(int k, const AADigest *d)
+{
+	char		text[AA_DIGEST_TEXT_MAX];
+	int			len = aa_digest_signed_text(d, text, sizeof(text));
+	uint64		d0;
+	uint64		d1;
+
+	digest_key(k, &d0, &d1);
+	return aa_siphash24(d0, d1, (const unsigned char *) text, len);
+}
+
+/* Sign a digest under the current key: fills d->sig. */
+void
+aa_digest_sign(AADigest *d)
+{
+	if (nkeys == 0)
+		aa_require_preload();
+	mac_hex(digest_mac(0, d), d->sig);
+	d->sig[AA_DIGEST_SIG_LEN] = '\0';
+}
+
+/* Whether a digest's sig is the MAC under one of the keys. */
+bool
+aa_digest_sig_ok(const AADigest *d)
+{
+	char		expect[AA_SIG_HEX_LEN];
+	int			k;
+
+	if (strlen(d->sig) != AA_DIGEST_SIG_LEN)
+		return false;
+	for (k = 0; k < nkeys; k++)
+	{
+		mac_hex(digest_mac(k, d), expect);
+		if (memcmp(expect, d->sig, AA_SIG_HEX_LEN) == 0)
+			return true;
+	}
+	return false;
 }

@@ -58,4 +58,9 @@ extern void aa_sign_object(StringInfo buf, uint64 txid, uint64 counter);
 extern void aa_sign_array(StringInfo buf, uint64 txid, uint64 counter);
 extern bool aa_verify_message(const char *msg, size_t len, AASignature *sig);
 
+/* digests of the stream's head (common/digest.h) */
+struct AADigest;
+extern void aa_digest_sign(struct AADigest *d);
+extern bool aa_digest_sig_ok(const struct AADigest *d);
+
 #endif							/* AA_SIGN_H */

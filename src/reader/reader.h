@@ -10,6 +10,7 @@
 #ifndef AA_READER_H
 #define AA_READER_H
 
+#include "fmgr.h"
 #include "utils/jsonb.h"
 
 /*
@@ -39,6 +40,10 @@ extern void aa_reader_close_file(LineReader *r);
 extern bool aa_reader_next_file(LineReader *r);
 extern bool aa_reader_line_in_file(LineReader *r, char **line, size_t *len);
 extern bool aa_reader_next_line(LineReader *r, char **line, size_t *len);
+
+/* verify.c: verify() and, with digests, verify(digests) (digest.c) */
+struct AADigestCheck;
+extern Datum aa_verify_stream(FunctionCallInfo fcinfo, struct AADigestCheck *dc);
 
 /* line_jsonb.c: a line as the jsonb event of log_stream()/history() */
 extern Jsonb *aa_line_to_jsonb(char *line, size_t len, const char *file,

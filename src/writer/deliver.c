@@ -52,6 +52,8 @@ sink_failed(const char *err, bool *reported, long *wait)
 				 errhint("Delivery resumes by itself once the sink is writable; WAL is kept meanwhile.")));
 	*reported = true;
 	aa_status_set_error(err);
+	/* meanwhile the slot keeps all new WAL: say so past the limit */
+	aa_retention_check(NULL);
 	aa_writer_sleep(*wait);
 	*wait = Min(*wait * 2, AA_RETRY_MAX_MS);
 	if (stream_open && aa_stream_needs_reopen())
@@ -143,11 +145,16 @@ aa_deliver_already_done(XLogRecPtr commit_lsn, int index)
 		(commit_lsn == start_pos.commit_lsn && index <= start_pos.events_at_lsn);
 }
 
+/* committed_at of the last event appended to the file sink (0: none yet) */
+static TimestampTz last_committed_at = 0;
+
 /* Deliver one event to every configured sink. */
 void
 aa_deliver_event(const char *event, int len, XLogRecPtr commit_lsn,
 				 TimestampTz committed_at, bool first_of_commit)
 {
+	if (aa_sinks & AA_SINK_FILE)
+		last_committed_at = committed_at;
 	if ((aa_sinks & AA_SINK_FILE) && !stream_open)
 		aa_deliver_open();
 	RETRY_FILE_SINK((err_ = NULL,
@@ -192,6 +199,19 @@ aa_deliver_reloaded(void)
 	}
 }
 
+/*
+ * The file sink's stream position now (its last durable event after
+ * aa_deliver_sync), for writer_status(); false when the file sink is off.
+ */
+bool
+aa_deliver_head(AAStreamPos *pos)
+{
+	if (!file_sink_on())
+		return false;
+	aa_stream_position(pos);
+	return true;
+}
+
 /* The seq the stream had when it was opened, for the start message. */
 uint64
 aa_deliver_start_seq(void)
@@ -214,4 +234,14 @@ uint64
 aa_deliver_count(void)
 {
 	return events_delivered;
+}
+
+/*
+ * The commit time of the stream's last appended event, for its digest
+ * (digest_log.c); 0 before this worker appended one.
+ */
+TimestampTz
+aa_deliver_last_committed_at(void)
+{
+	return last_committed_at;
 }

@@ -11,7 +11,8 @@
 #      track() itself, fail with the same error and change nothing; other
 #      tables stay writable.  With the preload back, auditing resumes.
 #  (d) audit.enabled: only a superuser may turn it off, and then the
-#      session's writes produce no events; unknown audit.* names are refused.
+#      session's writes produce no row events (one AUDIT_SUPPRESSED per
+#      transaction says so); unknown audit.* names are refused.
 
 use strict;
 use warnings;
@@ -222,7 +223,8 @@ my $out = $node->safe_psql(
 	SHOW audit.enabled;
 	});
 is($out, 'off', 'superuser can SET audit.enabled = off');
-is(slot_events($node, 'postgres'), '', 'audit.enabled = off: writes produce no events');
+is(slot_events($node, 'postgres'), join("\n", ('AUDIT_SUPPRESSED tracked_t null') x 3),
+	'audit.enabled = off: writes produce no row events, one AUDIT_SUPPRESSED per transaction');
 
 # ... or for one transaction with SET LOCAL; the next transaction is audited.
 $node->safe_psql(
@@ -233,7 +235,7 @@ $node->safe_psql(
 	COMMIT;
 	INSERT INTO tracked_t VALUES (13, 'thirteen');
 	});
-is(slot_events($node, 'postgres'), 'CREATE tracked_t 13',
+is(slot_events($node, 'postgres'), "AUDIT_SUPPRESSED tracked_t null\nCREATE tracked_t 13",
 	'SET LOCAL audit.enabled = off covers only its transaction');
 
 # The writes made with auditing off did happen.
