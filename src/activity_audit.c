@@ -7,7 +7,9 @@
  * settings are defined for every backend, the event signing key is loaded
  * and the writer is registered.  Loaded any other way (CREATE EXTENSION, LOAD) it
  * refuses to audit, so a write that cannot be audited properly fails instead
- * of happening unaudited.
+ * of happening unaudited.  So it does with wal_level = minimal, where the
+ * writer can keep no replication slot and the events could never be
+ * delivered.
  *
  * This file owns no event logic.
  *
@@ -15,6 +17,7 @@
  */
 #include "postgres.h"
 
+#include "access/xlog.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/guc.h"
@@ -63,6 +66,7 @@ _PG_init(void)
 
 	if (aa_preloaded)
 	{
+		aa_slot_check_startup();
 		aa_load_event_key();
 		aa_register_writer();
 	}
@@ -84,12 +88,33 @@ aa_require_preload(void)
 }
 
 /*
- * SQL-callable preload check, run by the extension script so that
- * CREATE EXTENSION itself fails on a server without the preload.
+ * Fail closed, naming wal_level, unless the server can audit: preloaded,
+ * and with WAL the writer can follow.  With wal_level = minimal the writer
+ * cannot keep a replication slot (PostgreSQL would not start again with
+ * one), so an event written now would never be delivered.  Called by
+ * CREATE EXTENSION, track(), log_event() and every trigger firing; only a
+ * comparison of a global, fit for the trigger's hot path.
+ */
+void
+aa_require_auditable(void)
+{
+	aa_require_preload();
+	if (wal_level < WAL_LEVEL_REPLICA)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("activity_audit cannot audit with wal_level = minimal"),
+				 errdetail("The writer delivers the events from the WAL through a replication slot, which wal_level = minimal does not allow; changes to audited tables are refused meanwhile."),
+				 errhint("Set wal_level = logical (or replica) in postgresql.conf and restart the server.")));
+}
+
+/*
+ * SQL-callable check, run by the extension script and by track() so that
+ * CREATE EXTENSION and track() themselves fail on a server that cannot
+ * audit (aa_require_auditable).
  */
 Datum
 activity_audit_check_preload(PG_FUNCTION_ARGS)
 {
-	aa_require_preload();
+	aa_require_auditable();
 	PG_RETURN_VOID();
 }

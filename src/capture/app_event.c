@@ -193,7 +193,7 @@ activity_audit_log_event(PG_FUNCTION_ARGS)
 	char	   *message;
 	StringInfoData members;
 
-	aa_require_preload();
+	aa_require_auditable();
 	check_name(name);
 	check_event_type(event_type);
 	if (PG_ARGISNULL(2))

@@ -92,7 +92,7 @@ activity_audit_capture(PG_FUNCTION_ARGS)
 				 errmsg("activity_audit.capture() can only be called as a trigger"),
 				 errhint("Use activity_audit.track() to audit a table.")));
 	td = (TriggerData *) fcinfo->context;
-	aa_require_preload();
+	aa_require_auditable();
 	check_firing(td);
 
 	if (!aa_enabled)

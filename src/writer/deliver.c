@@ -9,8 +9,8 @@
  * repeated until it succeeds, or until a reload takes the file sink out of
  * audit.sink, so that one failing sink does not hold up the others.  When
  * the stream can only go on after a restart (a failed fsync, once the
- * file is cut back to its last successful fsync; a removed file), the
- * worker restarts and reads the WAL again from its slot.
+ * file is cut back to its last successful fsync; a removed or moved
+ * file), the worker restarts and reads the WAL again from its slot.
  *
  * This file must not read WAL nor decide which events are delivered.
  *

@@ -22,12 +22,22 @@
  * position before that is taken the same way, by setting it, making it
  * count, and checking that its segment is still there.
  *
+ * PostgreSQL refuses to start with a physical slot and wal_level =
+ * minimal, and ReplicationSlotCreate() does not check for it (the SQL
+ * functions do, CheckSlotRequirements()): the writer checks the same
+ * conditions before it touches its slot, and waits, reporting, while they
+ * do not hold; and a start with the slot left from an earlier wal_level
+ * stops in the postmaster with what to do (aa_slot_check_startup).
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include <sys/stat.h>
+
 #include "access/xlog.h"
 #include "access/xlog_internal.h"
+#include "miscadmin.h"
 #include "replication/slot.h"
 #include "storage/lwlock.h"
 #include "storage/spin.h"
@@ -36,6 +46,12 @@
 
 /* The writer's replication slot. */
 #define AA_SLOT_NAME		"activity_audit"
+
+/* Where PostgreSQL keeps the slot, relative to the data directory. */
+#define AA_SLOT_DIR			"pg_replslot/" AA_SLOT_NAME
+
+/* How often the writer looks again while it cannot have a slot. */
+#define AA_NO_SLOT_SLEEP_MS	60000
 
 /* What the writer finds under its slot's name at start. */
 typedef enum SlotCondition
@@ -199,6 +215,78 @@ hold_slot_at(SlotCondition *cond, XLogRecPtr lsn)
 	}
 	*cond = SLOT_SOUND;
 	return wal_kept(lsn);
+}
+
+/*
+ * Why this server cannot keep the writer's slot, or NULL if it can, and
+ * the fix: the conditions of PostgreSQL's CheckSlotRequirements().  Both
+ * settings take a restart to change.
+ */
+static const char *
+slot_requirements_unmet(const char **hint)
+{
+	if (wal_level < WAL_LEVEL_REPLICA)
+	{
+		*hint = "Set wal_level = logical (or replica) in postgresql.conf and restart the server.";
+		return "activity_audit writer cannot create its replication slot: wal_level is minimal";
+	}
+	if (max_replication_slots == 0)
+	{
+		*hint = "Set max_replication_slots to 1 or more in postgresql.conf and restart the server.";
+		return "activity_audit writer cannot create its replication slot: max_replication_slots is 0";
+	}
+	return NULL;
+}
+
+/*
+ * Before the writer touches its slot: while the server cannot keep one,
+ * report it (a WARNING, writer_status().last_error) and wait, without
+ * exiting, for the restart that changes the setting.  Exiting would only
+ * make the postmaster start the writer again every second; creating the
+ * slot anyway would stop the next start of the server.
+ */
+void
+aa_slot_wait_requirements(void)
+{
+	const char *hint = NULL;
+	const char *unmet = slot_requirements_unmet(&hint);
+
+	if (unmet == NULL)
+		return;
+	ereport(WARNING,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("%s", unmet),
+			 errdetail("No audit event is delivered until the server is restarted with the setting changed."),
+			 errhint("%s", hint)));
+	aa_status_set_error(unmet);
+	for (;;)
+		aa_writer_sleep(AA_NO_SLOT_SLEEP_MS);
+}
+
+/*
+ * In the postmaster, at preload: a slot left from a start with a higher
+ * wal_level stops this start with wal_level = minimal anyway (PostgreSQL's
+ * startup process refuses it); say so first, naming the slot, the setting
+ * and what to do, in the one place the operator looks.  The working
+ * directory is the data directory by now.
+ */
+void
+aa_slot_check_startup(void)
+{
+	struct stat st;
+
+	if (IsUnderPostmaster || wal_level >= WAL_LEVEL_REPLICA)
+		return;
+	if (stat(AA_SLOT_DIR, &st) != 0)
+		return;
+	ereport(FATAL,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("activity_audit's replication slot \"%s\" exists, but wal_level is minimal",
+					AA_SLOT_NAME),
+			 errdetail("The server cannot start with a replication slot and wal_level = minimal, and activity_audit cannot deliver events without its slot."),
+			 errhint("Set wal_level = logical (or replica) in postgresql.conf and start the server again. "
+					 "To give up auditing instead, remove activity_audit from shared_preload_libraries and remove the directory \"%s\" of the data directory; the events not yet delivered are then lost.",
+					 AA_SLOT_DIR)));
 }
 
 /*

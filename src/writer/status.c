@@ -71,6 +71,7 @@ typedef struct AAWriterShared
 	XLogRecPtr	error_until;
 	XLogRecPtr	failed_lsn;		/* the record of the last worker ERROR */
 	int			failed_attempts;	/* worker ERRORs in a row before it */
+	uint64		stream_seq;		/* the files held seq 1..this (see below) */
 } AAWriterShared;
 
 static AAWriterShared *writer_shared = NULL;
@@ -204,6 +205,33 @@ aa_status_error_until_progress(void)
 	writer_shared->error_clears = true;
 	writer_shared->error_until = writer_shared->delivered_lsn;
 	SpinLockRelease(&writer_shared->mutex);
+}
+
+/*
+ * The seq up to which the stream's files held every event when the writer
+ * last checked (after an fsync, the current file still at its path), and
+ * 0 for a new stream.  Kept here so that it outlives the worker's restarts
+ * (not the server's): a worker that reopens the stream refuses a current
+ * file that ends before it, one replaced or cut meanwhile (stream.c).
+ */
+void
+aa_status_set_stream_seq(uint64 seq)
+{
+	SpinLockAcquire(&writer_shared->mutex);
+	writer_shared->stream_seq = seq;
+	SpinLockRelease(&writer_shared->mutex);
+}
+
+/* See aa_status_set_stream_seq. */
+uint64
+aa_status_stream_seq(void)
+{
+	uint64		seq;
+
+	SpinLockAcquire(&writer_shared->mutex);
+	seq = writer_shared->stream_seq;
+	SpinLockRelease(&writer_shared->mutex);
+	return seq;
 }
 
 /*

@@ -16,7 +16,12 @@
  * file.  At startup the position is read back from the current file's last
  * complete line, or from the state file when the current file is still
  * empty, so a crash at any moment neither loses nor repeats an event as
- * long as the caller redelivers everything after that position.
+ * long as the caller redelivers everything after that position.  Without a
+ * state file a new stream starts, but not beside the files of an old one
+ * (stream_state.c); a current file removed, moved away or replaced is
+ * noticed before the position moves (aa_stream_check_in_place), and one
+ * that ends before what this server's writer saw in place is refused when
+ * the stream is reopened (aa_status_set_stream_seq).
  *
  * Every I/O failure is returned to the caller (false and a message) rather
  * than thrown: the writer reports it and retries.  A failed append leaves
@@ -196,19 +201,45 @@ aa_stream_drop_cached(bool all)
 }
 
 /*
- * After an fsync of the current file: a file removed from the directory (by
- * hand, by a clean-up job) would swallow every later event unseen.  Checked
- * before the position moves, so that what went into it since the last sync
- * is read from the WAL again once the stream is reopened.
+ * Whether the current file is still the file at its path.  A file removed
+ * from the directory (by hand, by a clean-up job), or moved away with mv
+ * (its link count stays 1) or replaced by another file of the same name,
+ * would swallow every later event unseen: the stream and its state file
+ * name the path, not the file.  Checked before each batch of lines is
+ * written and after each fsync, before the position moves, so that what
+ * went into the file since the last sync is read from the WAL again once
+ * the stream is reopened (and put back, the file is taken up again).
  */
 bool
-aa_stream_check_not_removed(char **err)
+aa_stream_check_in_place(char **err)
 {
-	struct stat sb;
+	struct stat fsb;
+	struct stat psb;
+	bool		gone;
 
-	if (fstat(aa_cur.fd, &sb) == 0 && sb.st_nlink == 0)
+	if (fstat(aa_cur.fd, &fsb) != 0)
+	{
+		*err = psprintf("could not stat audit stream file \"%s\": %m",
+						aa_cur.path);
+		return false;
+	}
+	if (fsb.st_nlink == 0)
 	{
 		*err = psprintf("audit stream file \"%s\" was removed while the writer was appending to it",
+						aa_cur.path);
+		mark_broken(*err);
+		return false;
+	}
+	gone = stat(aa_cur.path, &psb) != 0;
+	if (gone && errno != ENOENT)
+	{
+		*err = psprintf("could not stat audit stream file \"%s\": %m",
+						aa_cur.path);
+		return false;
+	}
+	if (gone || psb.st_dev != fsb.st_dev || psb.st_ino != fsb.st_ino)
+	{
+		*err = psprintf("audit stream file \"%s\" was moved away or replaced while the writer was appending to it",
 						aa_cur.path);
 		mark_broken(*err);
 		return false;
@@ -224,6 +255,8 @@ aa_stream_flush_wbuf(char **err)
 
 	if (!wbuf_ready || wbuf.len == 0)
 		return true;
+	if (!aa_stream_check_in_place(err))
+		return false;
 	while (done < (size_t) wbuf.len)
 	{
 		ssize_t		n = write(aa_cur.fd, wbuf.data + done, wbuf.len - done);
@@ -350,6 +383,10 @@ aa_stream_open(char **err)
 		return false;
 	if (!found)
 	{
+		/* a new stream, unless the state of one was lost */
+		if (!aa_state_missing_ok(err))
+			return false;
+		aa_status_set_stream_seq(0);
 		stream_ready = true;
 		return true;
 	}
@@ -373,6 +410,13 @@ aa_stream_open(char **err)
 	}
 	if (!aa_recover_tail(fd, st.path, sb.st_size, &st.start, &pos, &valid_end, err))
 		goto fail_fd;
+	/* a file replaced or cut since this server's writer last checked it */
+	if (pos.seq < aa_status_stream_seq())
+	{
+		*err = psprintf("audit stream file \"%s\" ends at seq " UINT64_FORMAT ", but the stream held seq " UINT64_FORMAT " already: the file was replaced or cut; put the original file back",
+						st.path, pos.seq, aa_status_stream_seq());
+		goto fail_fd;
+	}
 	if (valid_end < sb.st_size && ftruncate(fd, valid_end) != 0)
 	{
 		*err = psprintf("could not truncate audit stream file \"%s\": %m",
@@ -508,8 +552,9 @@ aa_stream_sync(char **err)
 		return true;
 	if (!aa_stream_sync_current(err))
 		return false;
-	if (!aa_stream_check_not_removed(err))
+	if (!aa_stream_check_in_place(err))
 		return false;
+	aa_status_set_stream_seq(synced_seq);
 	aa_stream_drop_cached(false);
 	return true;
 }
@@ -538,9 +583,9 @@ aa_stream_bytes_written(void)
 
 /*
  * Whether a failure left the stream in a state only a restart can clear (a
- * failed fsync, once the file is cut back; a removed file): the writer must
- * then restart from its slot rather than retry, since data it appended is
- * gone.  Not while a cut is pending: a restart would trust the file as it
+ * failed fsync, once the file is cut back; a removed or moved file): the
+ * writer must then restart from its slot rather than retry, since data it
+ * appended is gone.  Not while a cut is pending: a restart would trust the file as it
  * reads (see stream_cut.c).
  */
 bool

@@ -78,7 +78,7 @@ start_file(const char *name, pg_time_t now, char **err)
 		return START_FAILED;
 	if (aa_cur.fd >= 0 && aa_cur.dirty && !aa_stream_sync_current(err))
 		return START_FAILED;
-	if (aa_cur.fd >= 0 && !aa_stream_check_not_removed(err))
+	if (aa_cur.fd >= 0 && !aa_stream_check_in_place(err))
 		return START_FAILED;
 	aa_stream_drop_cached(true);
 

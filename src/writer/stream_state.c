@@ -10,6 +10,16 @@
  * goes into a new file.  A state file that exists but cannot be understood
  * is an error: guessing could repeat or skip events.
  *
+ * A missing state file means a new stream, starting at seq 1, but only if
+ * audit.log_directory holds none of a stream's files: otherwise the state
+ * was lost (removed by hand, a partial restore) and a second chain would
+ * start in the same directory, reusing seq.  The stream is not rebuilt
+ * from the files either: which file is current and where it began is
+ * what the state file records, and the files cannot prove it (the last
+ * one by name may have been removed, or one moved in from elsewhere), so a
+ * guess could fork the chain or skip events.  The writer refuses instead,
+ * naming a file and what to do (aa_state_missing_ok).
+ *
  * Everything here reports failures (false and a message) instead of
  * throwing, so the writer can retry.
  *
@@ -17,6 +27,7 @@
  */
 #include "postgres.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -25,6 +36,7 @@
 #include "storage/fd.h"
 
 #include "common/stream_line.h"
+#include "guc.h"
 #include "writer/writer.h"
 
 #define STATE_MAGIC		"activity_audit stream state 1"
@@ -380,4 +392,66 @@ aa_state_free(StreamState *st)
 	if (st->pattern)
 		pfree(st->pattern);
 	st->path = st->directory = st->pattern = NULL;
+}
+
+/*
+ * With no state file: whether a new stream may start, i.e. whether
+ * audit.log_directory holds no stream file (a regular *.jsonl file, as the
+ * readers count them).  A directory that does not exist yet holds none.
+ * Otherwise false, naming the first file found and what to do: the state
+ * was lost, and starting again at seq 1 beside the old chain would give
+ * two streams in one directory (see the head of this file).
+ */
+bool
+aa_state_missing_ok(char **err)
+{
+	DIR		   *d;
+	struct dirent *de;
+	char	   *found = NULL;
+
+	if (aa_log_directory == NULL || aa_log_directory[0] == '\0')
+		return true;			/* the first file's start reports it */
+	d = AllocateDir(aa_log_directory);
+	if (d == NULL)
+	{
+		if (errno == ENOENT)
+			return true;
+		*err = psprintf("could not open audit log directory \"%s\": %m",
+						aa_log_directory);
+		return false;
+	}
+	for (;;)
+	{
+		char	   *path;
+		struct stat sb;
+
+		errno = 0;
+		de = readdir(d);
+		if (de == NULL)
+			break;
+		if (!aa_is_stream_file_name(de->d_name))
+			continue;
+		path = psprintf("%s/%s", aa_log_directory, de->d_name);
+		if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
+		{
+			pfree(path);
+			continue;
+		}
+		found = path;
+		break;
+	}
+	if (de == NULL && errno != 0)
+	{
+		*err = psprintf("could not read audit log directory \"%s\": %m",
+						aa_log_directory);
+		FreeDir(d);
+		return false;
+	}
+	FreeDir(d);
+	if (found == NULL)
+		return true;
+	*err = psprintf("\"%s\" is missing but audit stream file \"%s\" exists: the writer does not start a second stream at seq 1 beside it; put \"%s\" back (from a backup), or move the stream's files out of \"%s\" to start a new stream",
+					AA_STATE_FILE, found, AA_STATE_FILE, aa_log_directory);
+	pfree(found);
+	return false;
 }

@@ -177,6 +177,9 @@ aa_writer_main(Datum main_arg)
 		aa_writer_failed(current_record);
 	PG_exception_stack = &error_jmp;
 
+	/* no slot with wal_level = minimal: it would stop the next start */
+	aa_slot_wait_requirements();
+
 	aa_txns_init();
 	aa_counters_init();
 	aa_format1_init();

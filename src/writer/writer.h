@@ -46,6 +46,8 @@ extern void aa_status_set_error(const char *msg);
 extern void aa_status_set_lasting_error(const char *msg);
 extern void aa_status_error_until_progress(void);
 extern int	aa_status_record_failure(XLogRecPtr lsn, const char *msg);
+extern void aa_status_set_stream_seq(uint64 seq);
+extern uint64 aa_status_stream_seq(void);
 extern bool aa_status_retained_warned(void);
 extern void aa_status_set_retained_warned(bool warned);
 extern void aa_status_publish(XLogRecPtr next_lsn, uint64 events_delivered,
@@ -265,7 +267,7 @@ extern AAStreamFile aa_cur;
 extern size_t aa_stream_buffered(void);
 extern bool aa_stream_flush_wbuf(char **err);
 extern bool aa_stream_sync_current(char **err);
-extern bool aa_stream_check_not_removed(char **err);
+extern bool aa_stream_check_in_place(char **err);
 extern void aa_stream_drop_cached(bool all);
 extern void aa_stream_forget_current(void);
 extern void aa_stream_set_current(int fd, char *path, char *directory,
@@ -298,6 +300,7 @@ extern bool aa_state_read(StreamState *st, bool *found, char **err);
 extern bool aa_state_write(const StreamState *st, char **err);
 extern void aa_state_free(StreamState *st);
 extern bool aa_state_names_other(const char *path);
+extern bool aa_state_missing_ok(char **err);
 extern bool aa_fsync_path(const char *path, bool isdir, char **err);
 extern bool aa_ensure_directory(const char *dir, char **err);
 extern bool aa_write_all(int fd, const char *data, size_t len);
@@ -306,6 +309,8 @@ extern bool aa_write_all(int fd, const char *data, size_t len);
 extern void aa_deliver_start_position(AAStreamPos *pos);
 
 /* slot.c: the writer's replication slot */
+extern void aa_slot_check_startup(void);
+extern void aa_slot_wait_requirements(void);
 extern XLogRecPtr aa_slot_start(const AAStreamPos *stream);
 extern void aa_slot_advance(XLogRecPtr needed);
 extern XLogRecPtr aa_slot_restart_lsn(void);
