@@ -1,4 +1,6 @@
 """Helpers: read back what a test wrote, through flush() and log_stream()."""
+import json
+
 from django.db import connection
 from django.test import TransactionTestCase
 
@@ -23,7 +25,8 @@ class AuditTestCase(TransactionTestCase):
             cursor.execute(
                 "SELECT event FROM activity_audit.log_stream() WHERE seq > %s"
                 " AND event->>'db' = current_database() ORDER BY seq", [self.mark])
-            out = [row[0] for row in cursor.fetchall()]
+            # Django reads jsonb as text
+            out = [json.loads(row[0]) for row in cursor.fetchall()]
         if name is not None:
             out = [e for e in out if e["name"] == name]
         if table is not None:

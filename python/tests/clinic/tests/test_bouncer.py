@@ -25,6 +25,12 @@ class BouncerTests(AuditTestCase):
 
     def tearDown(self):
         del connections.databases["bouncer"]
+        # pgbouncer keeps its server connection: end it, so that the test
+        # database can be dropped
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                           " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                           " AND backend_type = 'client backend'")
 
     def test_two_users_share_one_server_connection(self):
         errors = []

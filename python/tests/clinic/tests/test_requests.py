@@ -2,6 +2,7 @@
 import json
 import uuid
 
+import django
 from asgiref.sync import async_to_sync
 from django.contrib.auth import get_user_model
 
@@ -62,7 +63,15 @@ class RequestTests(AuditTestCase):
     def test_async_view(self):
         self.async_client.force_login(self.alice)
         self.mark = self._last_seq()
-        r = async_to_sync(self.async_client.get)("/async/", HTTP_X_REQUEST_ID="async-1")
+        if django.VERSION >= (4, 2):
+            headers = {"headers": {"X-Request-ID": "async-1"}}
+        else:  # Django 3.2: extra keyword arguments are the headers
+            headers = {"X-Request-ID": "async-1"}
+
+        async def get():
+            return await self.async_client.get("/async/", **headers)
+
+        r = async_to_sync(get)()
         self.assertEqual(r.status_code, 200)
         (e,) = self.rows()
         self.assertEqual((e["user_id"], e["request_id"]), (str(self.alice.pk), "async-1"))
