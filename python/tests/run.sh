@@ -14,6 +14,7 @@
 #      server connection per database (so concurrent clients share it);
 #   3. runs "manage.py check" and "manage.py test" of the test project;
 #   4. stops both and removes the cluster (kept when KEEP_WORKDIR=1).
+# BENCH=1 runs manage.py audit_bench (the layer's cost) instead of the tests.
 # The last line is "N passed, M failed".
 
 set -euo pipefail
@@ -30,7 +31,7 @@ if [[ "$(id -u)" -eq 0 ]]; then
 	chown -R "$PG_USER": "$copy"
 	status=0
 	runuser -u "$PG_USER" -- env -u PGHOST -u PGPORT -u PGDATABASE -u PGUSER LANG=C.UTF-8 \
-		PG_CONFIG="$PG_CONFIG" PYTHON="$PYTHON" KEEP_WORKDIR="${KEEP_WORKDIR:-0}" \
+		PG_CONFIG="$PG_CONFIG" PYTHON="$PYTHON" KEEP_WORKDIR="${KEEP_WORKDIR:-0}" BENCH="${BENCH:-}" \
 		bash "$copy/python/tests/run.sh" || status=$?
 	[[ "${KEEP_WORKDIR:-0}" != 0 ]] || rm -rf "$copy"
 	exit "$status"
@@ -59,6 +60,9 @@ unix_socket_directories = '$work'
 max_connections = 40
 fsync = off
 CONF
+if [[ -n "${BENCH:-}" ]]; then
+	echo "shared_preload_libraries = 'activity_audit,pg_stat_statements'" >>"$data/postgresql.conf"
+fi
 "$bindir/pg_ctl" -D "$data" -l "$work/postmaster.log" -w start >/dev/null
 "$bindir/psql" -X -q -h "$work" -p "$port" -U postgres -d template1 -v ON_ERROR_STOP=1 \
 	-c 'CREATE EXTENSION activity_audit'
@@ -94,6 +98,13 @@ export PYTHONPATH="$python_dir${PYTHONPATH:+:$PYTHONPATH}" PYTHONDONTWRITEBYTECO
 cd "$here"
 status=0
 "$PYTHON" manage.py check || status=$?
+"$PYTHON" manage.py makemigrations --check --dry-run activity_audit clinic || status=$?
+if [[ -n "${BENCH:-}" ]]; then
+	# BENCH=1: measure the Django layer's cost instead of testing
+	"$PYTHON" manage.py migrate -v 0
+	"$PYTHON" manage.py audit_bench
+	exit $?
+fi
 "$PYTHON" manage.py test -v 2 --noinput clinic 2>&1 | tee "$work/test.out" || status=$?
 ran="$(sed -nE 's/^Ran ([0-9]+) tests? .*/\1/p' "$work/test.out" | tail -n 1 || true)"
 bad="$(sed -nE 's/^FAILED \((.*)\)$/\1/p' "$work/test.out" | { grep -oE '[0-9]+' || true; } |
