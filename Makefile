@@ -37,6 +37,7 @@ OBJS = \
 	src/writer/slot.o \
 	src/writer/gap.o \
 	src/writer/status.o \
+	src/writer/retention.o \
 	src/writer/txnbuf.o \
 	src/writer/spill_scan.o \
 	src/writer/decode.o \

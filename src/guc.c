@@ -51,6 +51,7 @@ int			aa_digest_interval = 60;
 /* limits (capture) */
 int			aa_max_context_size = 64;
 int			aa_max_event_size = 64 * 1024;
+int			aa_retained_warning = 1024 * 1024;
 
 /* the shape of the WAL messages (capture) */
 int			aa_wal_format = AA_WAL_FORMAT_COMPACT;
@@ -352,6 +353,11 @@ aa_define_gucs(void)
 							"Memory the writer may use for events of open transactions.",
 							"Past it, the events of the largest open transaction are dropped from memory and read back from the WAL at its commit.",
 							&aa_writer_memory, 64 * 1024, 64, INT_MAX / 1024,
+							PGC_SIGHUP, GUC_UNIT_KB, NULL, NULL, NULL);
+	DefineCustomIntVariable("audit.retained_warning",
+							"Log a WARNING when the writer's replication slot keeps more WAL than this (0: never).",
+							"Once each time the WAL kept grows past it, naming the oldest open transaction with events, which holds it.",
+							&aa_retained_warning, 1024 * 1024, 0, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_KB, NULL, NULL, NULL);
 	DefineCustomEnumVariable("audit.wal_format",
 							 "Shape of the audit messages in the WAL: compact or full.",

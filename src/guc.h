@@ -40,6 +40,7 @@ extern int	aa_digest_interval;	/* s, 0 = never */
 #define AA_MAX_EVENT_SIZE_CAP	(256 * 1024)	/* 256MB per message */
 extern int	aa_max_context_size;
 extern int	aa_max_event_size;
+extern int	aa_retained_warning;	/* kB, 0 = never */
 
 /* audit.key_file (common/event_key.c; postmaster start only) */
 extern char *aa_key_file;

@@ -417,6 +417,11 @@ main(int argc, char **argv)
 	bufsize = 2 * READ_CHUNK;
 	buf = pg_malloc(bufsize);
 	aa_chain_init(&chain);
+	if (digest_check)
+	{
+		chain.start_ok = aa_digest_anchor;
+		chain.start_arg = digest_check;
+	}
 
 	printf("activity_audit_verify: checking the stream in %s\n", dir);
 	if (!quiet)
@@ -443,15 +448,16 @@ main(int argc, char **argv)
 			printf("  %s: FAILED\n", names[i]);
 		else if (file_events > 0)
 			printf("  %s: %" PRId64 " events (seq %" PRIu64 "..%" PRIu64 ")\n",
-				   names[i], file_events, first_seq, chain.last_seq);
+				   names[i], file_events,
+				   first_seq == 1 ? chain.first_seq : first_seq, chain.last_seq);
 		else
 			printf("  %s: no events\n", names[i]);
 	}
 
 	printf("files checked: %d of %d\n", files_checked, nnames);
 	if (chain.verified > 0)
-		printf("events verified: %" PRIu64 " (seq 1..%" PRIu64 ")\n",
-			   chain.verified, chain.last_seq);
+		printf("events verified: %" PRIu64 " (seq %" PRIu64 "..%" PRIu64 ")\n",
+			   chain.verified, chain.first_seq, chain.last_seq);
 	else
 		printf("events verified: 0\n");
 
@@ -475,6 +481,8 @@ main(int argc, char **argv)
 			return EXIT_BROKEN;
 		}
 		printf("digests: %d found in the stream", digest_check->matched);
+		if (digest_check->anchor_seq)
+			printf(", which starts after the digest of seq %" PRIu64, digest_check->anchor_seq);
 		if (digest_check->before_first)
 			printf(", %d before its first line", digest_check->before_first);
 		printf("\n");

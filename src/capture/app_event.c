@@ -216,5 +216,6 @@ activity_audit_log_event(PG_FUNCTION_ARGS)
 
 	aa_emit_app_event(level_of(name), name, message, event_type,
 					  members.data, members.len);
+	pfree(members.data);
 	PG_RETURN_VOID();
 }

@@ -854,6 +854,8 @@ aa_emit_app_event(const char *level, const char *name, const char *message,
 	write_event(buf, NULL);
 	pfree(buf->data);
 	pfree(id->data);
+	pfree(buf);
+	pfree(id);
 }
 
 /*
@@ -890,4 +892,6 @@ aa_emit_config_event(AARelInfo *ri, const char *event_type, const char *repr)
 	write_event(buf, ri);
 	pfree(buf->data);
 	pfree(id->data);
+	pfree(buf);
+	pfree(id);
 }

@@ -145,7 +145,11 @@ aa_digest_check_line(AADigestCheck *c, uint64_t seq, const char *hash)
 		c->first_seq = seq;
 	while (c->next < c->n && c->digests[c->next].seq < seq)
 	{
-		c->before_first++;
+		/* the digest the stream starts after was checked by aa_digest_anchor */
+		if (c->digests[c->next].seq == c->anchor_seq)
+			c->matched++;
+		else
+			c->before_first++;
 		c->next++;
 	}
 	while (c->next < c->n && c->digests[c->next].seq == seq)
@@ -183,4 +187,26 @@ aa_digest_check_end(AADigestCheck *c, uint64_t last_seq)
 	snprintf(c->detail, sizeof(c->detail),
 			 "the stream ends at seq %" PRIu64 ", but the digest of %s names seq %" PRIu64 ": events were cut from its end",
 			 last_seq, d->committed_at, d->seq);
+}
+
+/*
+ * The chain check's start_ok (stream_line.h): a stream whose oldest files
+ * were removed or archived starts at seq > 1, and is accepted if a digest
+ * names the seq before its first line with that line's prev_hash -- the
+ * removed part ended exactly there.
+ */
+bool
+aa_digest_anchor(void *check, uint64_t seq, const char *prev_hash)
+{
+	AADigestCheck *c = check;
+	int			i;
+
+	for (i = 0; i < c->n; i++)
+		if (c->digests[i].seq == seq - 1 &&
+			memcmp(c->digests[i].hash, prev_hash, AA_HASH_HEX_LEN) == 0)
+		{
+			c->anchor_seq = seq - 1;
+			return true;
+		}
+	return false;
 }

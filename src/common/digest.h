@@ -54,6 +54,7 @@ typedef struct AADigestCheck
 	int			next;			/* the first not passed yet */
 	int			matched;		/* found with their hash */
 	int			before_first;	/* name a seq before the stream's first line */
+	uint64_t	anchor_seq;		/* the digest the stream starts after; 0: none */
 	uint64_t	first_seq;		/* the stream's first seq; 0: no line yet */
 	bool		failed;
 	uint64_t	bad_seq;
@@ -63,5 +64,6 @@ typedef struct AADigestCheck
 extern void aa_digest_check_init(AADigestCheck *c, AADigest *digests, int n);
 extern void aa_digest_check_line(AADigestCheck *c, uint64_t seq, const char *hash);
 extern void aa_digest_check_end(AADigestCheck *c, uint64_t last_seq);
+extern bool aa_digest_anchor(void *check, uint64_t seq, const char *prev_hash);
 
 #endif							/* AA_DIGEST_H */

@@ -337,3 +337,41 @@ aa_format_utc(TimestampTz ts, char *out)
 			 tm.tm_year, tm.tm_mon, tm.tm_mday,
 			 tm.tm_hour, tm.tm_min, tm.tm_sec, (int) fsec);
 }
+
+/*
+ * The reverse of aa_format_utc: parse exactly that form into *ts; false
+ * for anything else, so a caller that accepts more (log_stream.c) can fall
+ * back to timestamptz_in().  Without the datetime parser, because the
+ * writer parses the time of each open transaction's first event.
+ */
+bool
+aa_parse_utc(const char *s, int len, TimestampTz *ts)
+{
+	static const int digits[] = {0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15,
+	17, 18, 20, 21, 22, 23, 24, 25};
+	struct pg_tm tm;
+	fsec_t		fsec = 0;
+	int			i;
+
+	if (len != AA_UTC_TEXT_LEN || s[4] != '-' || s[7] != '-' || s[10] != 'T' ||
+		s[13] != ':' || s[16] != ':' || s[19] != '.' || s[26] != 'Z')
+		return false;
+	for (i = 0; i < lengthof(digits); i++)
+		if (s[digits[i]] < '0' || s[digits[i]] > '9')
+			return false;
+#define D(p) (s[p] - '0')
+	memset(&tm, 0, sizeof(tm));
+	tm.tm_year = D(0) * 1000 + D(1) * 100 + D(2) * 10 + D(3);
+	tm.tm_mon = D(5) * 10 + D(6);
+	tm.tm_mday = D(8) * 10 + D(9);
+	tm.tm_hour = D(11) * 10 + D(12);
+	tm.tm_min = D(14) * 10 + D(15);
+	tm.tm_sec = D(17) * 10 + D(18);
+	for (i = 20; i < 26; i++)
+		fsec = fsec * 10 + D(i);
+#undef D
+	return tm.tm_mon >= 1 && tm.tm_mon <= 12 && tm.tm_mday >= 1 &&
+		tm.tm_mday <= day_tab[isleap(tm.tm_year)][tm.tm_mon - 1] &&
+		tm.tm_hour < 24 && tm.tm_min < 60 && tm.tm_sec < 60 &&
+		tm2timestamp(&tm, fsec, NULL, ts) == 0;
+}

@@ -3,7 +3,7 @@
  * json_out.h
  *		JSON text output every stage may use: strings escaped to ASCII,
  *		compaction and validation of JSON text, and the UTC time text of
- *		events ("2026-11-27T11:06:32.403127Z").
+ *		events ("2026-11-27T11:06:32.403127Z") and its parser.
  *
  *-------------------------------------------------------------------------
  */
@@ -21,5 +21,6 @@ extern bool aa_json_syntax_ok(char *json, int len, char **detail);
 
 #define AA_UTC_TEXT_LEN		27	/* YYYY-MM-DDTHH:MM:SS.ffffffZ */
 extern void aa_format_utc(TimestampTz ts, char *out);
+extern bool aa_parse_utc(const char *s, int len, TimestampTz *ts);
 
 #endif							/* AA_JSON_OUT_H */

@@ -494,6 +494,17 @@ aa_chain_line(AAChainCheck *c, const char *file, int64_t lineno,
 		return false;
 	}
 
+	/* a stream whose oldest files are gone, anchored by the caller */
+	if (c->last_seq == 0 && line.seq > 1 && c->start_ok &&
+		c->start_ok(c->start_arg, line.seq, line.prev_hash))
+	{
+		c->last_seq = line.seq - 1;
+		want = line.seq;
+		memcpy(c->prev_hash, line.prev_hash, AA_HASH_HEX_LEN);
+	}
+	if (c->first_seq == 0)
+		c->first_seq = line.seq;
+
 	/* its place in the stream */
 	if (line.seq != want)
 	{

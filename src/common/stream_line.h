@@ -92,6 +92,16 @@ typedef struct AAChainCheck
 	AAGap		first_gap;
 	bool		line_is_gap;
 	AAGap		line_gap;
+
+	/*
+	 * A stream whose oldest files were removed starts after seq 1: it is
+	 * accepted if start_ok (set by the caller; NULL: never) vouches for its
+	 * first line's seq and prev_hash -- a digest of the line before it
+	 * (common/digest.c).  first_seq is where the verified lines start.
+	 */
+	bool		(*start_ok) (void *arg, uint64_t seq, const char *prev_hash);
+	void	   *start_arg;
+	uint64_t	first_seq;
 } AAChainCheck;
 
 extern void aa_chain_init(AAChainCheck *c);

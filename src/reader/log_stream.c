@@ -35,6 +35,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "common/json_out.h"
 #include "common/stream_format.h"
 #include "guc.h"
 #include "reader/reader.h"
@@ -70,41 +71,10 @@ typedef struct StreamScan
 static TimestampTz
 parse_event_time(const char *s, int len)
 {
-	struct pg_tm tm;
-	fsec_t		fsec = 0;
 	TimestampTz result;
-	int			i;
 
-#define D(p) (s[p] - '0')
-	if (len == 27 && s[4] == '-' && s[7] == '-' && s[10] == 'T' &&
-		s[13] == ':' && s[16] == ':' && s[19] == '.' && s[26] == 'Z')
-	{
-		static const int digits[] = {0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15,
-		17, 18, 20, 21, 22, 23, 24, 25};
-		bool		ok = true;
-
-		for (i = 0; i < lengthof(digits); i++)
-			if (s[digits[i]] < '0' || s[digits[i]] > '9')
-				ok = false;
-		if (ok)
-		{
-			memset(&tm, 0, sizeof(tm));
-			tm.tm_year = D(0) * 1000 + D(1) * 100 + D(2) * 10 + D(3);
-			tm.tm_mon = D(5) * 10 + D(6);
-			tm.tm_mday = D(8) * 10 + D(9);
-			tm.tm_hour = D(11) * 10 + D(12);
-			tm.tm_min = D(14) * 10 + D(15);
-			tm.tm_sec = D(17) * 10 + D(18);
-			for (i = 20; i < 26; i++)
-				fsec = fsec * 10 + D(i);
-			if (tm.tm_mon >= 1 && tm.tm_mon <= 12 && tm.tm_mday >= 1 &&
-				tm.tm_mday <= day_tab[isleap(tm.tm_year)][tm.tm_mon - 1] &&
-				tm.tm_hour < 24 && tm.tm_min < 60 && tm.tm_sec < 60 &&
-				tm2timestamp(&tm, fsec, NULL, &result) == 0)
-				return result;
-		}
-	}
-#undef D
+	if (aa_parse_utc(s, len, &result))
+		return result;
 	return DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in,
 												   CStringGetDatum(pnstrdup(s, len)),
 												   ObjectIdGetDatum(InvalidOid),

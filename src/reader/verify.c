@@ -59,6 +59,11 @@ aa_verify_stream(FunctionCallInfo fcinfo, AADigestCheck *dc)
 	InitMaterializedSRF(fcinfo, 0);
 	aa_reader_init(&r);
 	aa_chain_init(&chain);
+	if (dc)
+	{
+		chain.start_ok = aa_digest_anchor;
+		chain.start_arg = dc;
+	}
 
 	for (;;)
 	{
@@ -106,10 +111,11 @@ aa_verify_stream(FunctionCallInfo fcinfo, AADigestCheck *dc)
 			char		note[AA_CHAIN_DETAIL_LEN];
 
 			aa_chain_gap_note(&chain, note, sizeof(note));
-			values[3] = CStringGetTextDatum(psprintf("seq 1 to " UINT64_FORMAT " intact in %d file(s)%s%s%s",
-													 (uint64) chain.last_seq, r.nfiles,
+			values[3] = CStringGetTextDatum(psprintf("seq " UINT64_FORMAT " to " UINT64_FORMAT " intact in %d file(s)%s%s%s",
+													 (uint64) chain.first_seq, (uint64) chain.last_seq, r.nfiles,
 													 note[0] ? "; " : "", note,
-													 dc ? psprintf("; %d digest(s) found in the stream%s", dc->matched,
+													 dc ? psprintf("; %d digest(s) found in the stream%s%s", dc->matched,
+																   dc->anchor_seq ? psprintf(", which starts after the digest of seq " UINT64_FORMAT, dc->anchor_seq) : "",
 																   dc->before_first ? psprintf(", %d before its first line", dc->before_first) : "") : ""));
 		}
 	}

@@ -5,8 +5,9 @@
  *		their transaction's buffer, commit records deliver, abort records
  *		and running-xacts records drop.
  *
+ * A message whose prefix only begins with ours is counted and reported too.
  * Only logical messages with our prefix and transaction records are
- * looked at, so the writer's cost follows the audit volume, not the write
+ * looked at (a prepare only names the transaction whose events wait), so the writer's cost follows the audit volume, not the write
  * volume.  A message with our prefix that the trigger did not sign, or
  * whose signature was used before (counters.c), is counted and reported,
  * never delivered.  A commit delivers the events of the transaction and
@@ -325,6 +326,35 @@ row_header_number(const char *body, size_t len, uint64 *number, size_t *row_len)
 }
 
 /*
+ * Why a message whose prefix begins with ours is rejected, naming its
+ * prefix: printable ASCII as it is, any other byte (and quote and
+ * backslash) as \xNN, so that whatever it holds cannot make the log line
+ * read like something else nor fail to be written; at most 64 bytes.
+ */
+static const char *
+lookalike_why(const char *prefix, Size size)
+{
+	StringInfoData buf;
+	Size		len = strnlen(prefix, size);
+	Size		i;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "Its prefix \"");
+	for (i = 0; i < Min(len, 64); i++)
+	{
+		unsigned char c = (unsigned char) prefix[i];
+
+		if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
+			appendStringInfoChar(&buf, (char) c);
+		else
+			appendStringInfo(&buf, "\\x%02x", c);
+	}
+	appendStringInfo(&buf, "\"%s only begins with \"%s\": prefixes that do are reserved for activity_audit.",
+					 len > 64 ? " (cut)" : "", AA_MESSAGE_PREFIX);
+	return buf.data;
+}
+
+/*
  * Whether a WAL record is one of our messages with a valid signature, and
  * what it is (common/message.h), into *m; the same on the first read and
  * when spilled events are read back (spill_scan.c), so both recognize the
@@ -348,7 +378,18 @@ aa_decode_message(XLogReaderState *reader, AAMessage *m, const char **why)
 	msg = (xl_logical_message *) XLogRecGetData(reader);
 	if (msg->prefix_size != sizeof(AA_MESSAGE_PREFIX) ||
 		memcmp(msg->message, AA_MESSAGE_PREFIX, sizeof(AA_MESSAGE_PREFIX)) != 0)
+	{
+		/*
+		 * A prefix that only begins with ours ("activity_audit ", or
+		 * "activity_audit, sz: 1 content:" that test_decoding prints like
+		 * ours) is not ours either, but is meant to pass for it with
+		 * consumers that match prefixes loosely: reported like a forgery.
+		 */
+		if (msg->prefix_size > sizeof(AA_MESSAGE_PREFIX) &&
+			memcmp(msg->message, AA_MESSAGE_PREFIX, sizeof(AA_MESSAGE_PREFIX) - 1) == 0)
+			*why = lookalike_why(msg->message, msg->prefix_size);
 		return false;
+	}
 	data = msg->message + msg->prefix_size;
 	len = msg->message_size;
 
@@ -446,6 +487,17 @@ aa_decode_record(XLogReaderState *reader)
 			deliver_commit(top, parsed.subxacts, parsed.nsubxacts,
 						   reader->ReadRecPtr, parsed.xact_time);
 			aa_counter_forget(full_xid(top));
+		}
+		else if (op == XLOG_XACT_PREPARE)
+		{
+			xl_xact_parsed_prepare parsed;
+
+			/* its events wait for COMMIT PREPARED: note which one holds them */
+			ParsePrepareRecord(XLogRecGetInfo(reader),
+							   (xl_xact_prepare *) XLogRecGetData(reader), &parsed);
+			aa_txns_prepared(parsed.twophase_xid, parsed.subxacts,
+							 parsed.nsubxacts, parsed.twophase_gid,
+							 parsed.xact_time);
 		}
 		else if (op == XLOG_XACT_ABORT || op == XLOG_XACT_ABORT_PREPARED)
 		{

@@ -52,6 +52,8 @@ sink_failed(const char *err, bool *reported, long *wait)
 				 errhint("Delivery resumes by itself once the sink is writable; WAL is kept meanwhile.")));
 	*reported = true;
 	aa_status_set_error(err);
+	/* meanwhile the slot keeps all new WAL: say so past the limit */
+	aa_retention_check(NULL);
 	aa_writer_sleep(*wait);
 	*wait = Min(*wait * 2, AA_RETRY_MAX_MS);
 	if (stream_open && aa_stream_needs_reopen())
@@ -195,6 +197,19 @@ aa_deliver_reloaded(void)
 		aa_stream_close();
 		stream_open = false;
 	}
+}
+
+/*
+ * The file sink's stream position now (its last durable event after
+ * aa_deliver_sync), for writer_status(); false when the file sink is off.
+ */
+bool
+aa_deliver_head(AAStreamPos *pos)
+{
+	if (!file_sink_on())
+		return false;
+	aa_stream_position(pos);
+	return true;
 }
 
 /* The seq the stream had when it was opened, for the start message. */

@@ -179,7 +179,7 @@ aa_gap_record(XLogRecPtr lost_from, XLogRecPtr lost_to, const char *reason)
 			 errdetail("%s The events in it are missing from the audit stream, which records the loss as a gap line (\"event_type\":\"WAL_LOST\"); delivery goes on from %X/%X.",
 					   detail, LSN_FORMAT_ARGS(lost_to)),
 			 errhint("%s", hint)));
-	aa_status_set_error(what);
+	aa_status_set_lasting_error(what);
 
 	aa_deliver_event(text, len, lost_to, detected, true);
 	aa_deliver_sync();
@@ -193,10 +193,10 @@ aa_gap_record(XLogRecPtr lost_from, XLogRecPtr lost_to, const char *reason)
 		ereport(LOG,
 				(errmsg("activity_audit writer recorded the lost WAL from %X/%X to %X/%X as seq " UINT64_FORMAT " of the audit stream",
 						LSN_FORMAT_ARGS(lost_from), LSN_FORMAT_ARGS(lost_to), pos.seq)));
-		aa_status_set_error(psprintf("%s: recorded in the audit stream as the gap line at seq " UINT64_FORMAT,
+		aa_status_set_lasting_error(psprintf("%s: recorded in the audit stream as the gap line at seq " UINT64_FORMAT,
 									 what, pos.seq));
 	}
 	else
-		aa_status_set_error(psprintf("%s: logged as a gap line; the file sink is off", what));
+		aa_status_set_lasting_error(psprintf("%s: logged as a gap line; the file sink is off", what));
 	pfree(what);
 }

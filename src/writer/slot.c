@@ -291,3 +291,18 @@ aa_slot_advance(XLogRecPtr needed)
 		ReplicationSlotsComputeRequiredLSN();
 	}
 }
+
+/*
+ * Where the writer's slot keeps WAL from (invalid: no sound slot), for
+ * writer_status() and the retention warning; any process may ask.
+ */
+XLogRecPtr
+aa_slot_restart_lsn(void)
+{
+	XLogRecPtr	restart;
+	XLogRecPtr	lost_at;
+
+	if (inspect_slot(&restart, &lost_at) != SLOT_SOUND)
+		return InvalidXLogRecPtr;
+	return restart;
+}

@@ -4,9 +4,12 @@
  *		The writer's shared status and the SQL functions that read it:
  *		flush() and writer_status().
  *
- * The worker publishes its position after each durable delivery and its
- * last error when a sink fails; backends read a consistent copy under the
+ * The worker publishes its position, the stream's head and the oldest open
+ * transaction with events after each durable delivery, and its last error
+ * when something fails; backends read a consistent copy under the
  * spinlock.  flush() waits on that position, waking the worker's latch.
+ * An error is kept until delivery gets past where it happened, except a
+ * lost stretch of WAL, which stays until another error replaces it.
  *
  * This file must not deliver anything; it only shows what the worker did.
  *
@@ -15,6 +18,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "access/xlog.h"
 #include "access/xlog_internal.h"
 #include "funcapi.h"
@@ -28,9 +32,14 @@
 #include "utils/builtins.h"
 #include "utils/pg_lsn.h"
 #include "utils/timestamp.h"
+#include "utils/xid8.h"
 
 #include "activity_audit.h"
 #include "writer/writer.h"
+
+/* writer_status()'s columns, and those of release 0.2's definition */
+#define AA_STATUS_COLUMNS		17
+#define AA_STATUS_COLUMNS_0_2	11
 
 PG_FUNCTION_INFO_V1(activity_audit_flush);
 PG_FUNCTION_INFO_V1(activity_audit_writer_status);
@@ -49,6 +58,14 @@ typedef struct AAWriterShared
 	uint64		spilled_bytes;
 	uint64		forged_rejected;
 	char		current_file[MAXPGPATH];
+	bool		has_head;		/* the file sink's stream has a last event */
+	uint64		last_seq;		/* its seq and hash */
+	char		last_hash[65];
+	bool		has_oldest;		/* an open transaction has events */
+	uint64		oldest_txid;	/* the oldest one (first event in the WAL) */
+	TimestampTz oldest_since;	/* its prepare, else its first event; 0: unknown */
+	char		oldest_gid[GIDSIZE];	/* prepared: its name, else "" */
+	bool		retained_warned;	/* past audit.retained_warning, said so */
 	char		last_error[512];
 	bool		error_clears;	/* delivery past error_until clears it */
 	XLogRecPtr	error_until;
@@ -117,14 +134,60 @@ aa_status_set_worker(pid_t pid, Latch *latch)
 	SpinLockRelease(&writer_shared->mutex);
 }
 
-/* Record (or clear, with NULL) the last error, for writer_status(). */
+/*
+ * Record (or clear, with NULL) the last error, for writer_status().  It
+ * lives in shared memory and so outlives the worker: a worker that exits
+ * while it reports an error (a SIGTERM during a sink's retries) leaves it
+ * to the next one, which may never meet the problem again.  So the error
+ * clears by itself once delivery gets past what was delivered when it
+ * happened (aa_status_publish).
+ */
 void
 aa_status_set_error(const char *msg)
 {
 	SpinLockAcquire(&writer_shared->mutex);
 	strlcpy(writer_shared->last_error, msg ? msg : "",
 			sizeof(writer_shared->last_error));
+	writer_shared->error_clears = (msg != NULL);
+	writer_shared->error_until = writer_shared->delivered_lsn;
+	SpinLockRelease(&writer_shared->mutex);
+}
+
+/*
+ * Record what does not end with later deliveries: WAL that was lost (gap.c).
+ * It stays in writer_status() until another error replaces it.
+ */
+void
+aa_status_set_lasting_error(const char *msg)
+{
+	SpinLockAcquire(&writer_shared->mutex);
+	strlcpy(writer_shared->last_error, msg, sizeof(writer_shared->last_error));
 	writer_shared->error_clears = false;
+	SpinLockRelease(&writer_shared->mutex);
+}
+
+/*
+ * Whether the worker has said that its slot keeps more WAL than
+ * audit.retained_warning (retention.c); in shared memory, so that a
+ * restarted worker does not say it again.
+ */
+bool
+aa_status_retained_warned(void)
+{
+	bool		warned;
+
+	SpinLockAcquire(&writer_shared->mutex);
+	warned = writer_shared->retained_warned;
+	SpinLockRelease(&writer_shared->mutex);
+	return warned;
+}
+
+/* Note that it said so (or, false, that the WAL kept is below it again). */
+void
+aa_status_set_retained_warned(bool warned)
+{
+	SpinLockAcquire(&writer_shared->mutex);
+	writer_shared->retained_warned = warned;
 	SpinLockRelease(&writer_shared->mutex);
 }
 
@@ -170,14 +233,32 @@ aa_status_record_failure(XLogRecPtr lsn, const char *msg)
  * Publish the position and counters after a durable delivery: flush()
  * returns once delivered_lsn passes the caller's WAL position.  An error
  * that made an earlier worker restart is over once delivery has passed it.
+ * head: the file sink's durable stream position (NULL: the file sink is
+ * off); oldest: the open transaction with events whose first event is
+ * oldest (NULL: none), which holds the WAL.
  */
 void
 aa_status_publish(XLogRecPtr next_lsn, uint64 events_delivered,
 				  uint64 bytes_written, int pending_xacts,
 				  uint64 forged_rejected, uint64 spilled_bytes,
-				  const char *current_file)
+				  const char *current_file, const AAStreamPos *head,
+				  const AATxn *oldest)
 {
 	SpinLockAcquire(&writer_shared->mutex);
+	writer_shared->has_head = head != NULL && head->seq > 0;
+	if (writer_shared->has_head)
+	{
+		writer_shared->last_seq = head->seq;
+		memcpy(writer_shared->last_hash, head->hash, sizeof(writer_shared->last_hash));
+	}
+	writer_shared->has_oldest = oldest != NULL;
+	if (oldest)
+	{
+		writer_shared->oldest_txid = oldest->txid;
+		writer_shared->oldest_since = oldest->gid ? oldest->prepared_at : oldest->first_at;
+		strlcpy(writer_shared->oldest_gid, oldest->gid ? oldest->gid : "",
+				sizeof(writer_shared->oldest_gid));
+	}
 	writer_shared->read_lsn = next_lsn;
 	writer_shared->delivered_lsn = next_lsn;
 	writer_shared->events_delivered = events_delivered;
@@ -256,19 +337,31 @@ activity_audit_flush(PG_FUNCTION_ARGS)
 	}
 }
 
-/* activity_audit.writer_status(): the writer's health and lag. */
+/*
+ * activity_audit.writer_status(): the writer's health and lag, what holds
+ * the WAL and the stream's head.  Release 0.2's definition has only the
+ * first 11 columns; it is served too, so that the function works between
+ * the library's upgrade and ALTER EXTENSION ... UPDATE.
+ */
 Datum
 activity_audit_writer_status(PG_FUNCTION_ARGS)
 {
 	TupleDesc	tupdesc;
-	Datum		values[11];
-	bool		nulls[11];
+	Datum		values[AA_STATUS_COLUMNS];
+	bool		nulls[AA_STATUS_COLUMNS];
 	AAWriterShared snap;
 	XLogRecPtr	end;
+	int64		retained;
 
 	aa_require_preload();
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
+	if (tupdesc->natts != AA_STATUS_COLUMNS && tupdesc->natts != AA_STATUS_COLUMNS_0_2)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("activity_audit.writer_status() is defined with %d columns, which this library does not know",
+						tupdesc->natts),
+				 errhint("Run ALTER EXTENSION activity_audit UPDATE.")));
 
 	SpinLockAcquire(&writer_shared->mutex);
 	memcpy(&snap, writer_shared, sizeof(snap));
@@ -290,6 +383,22 @@ activity_audit_writer_status(PG_FUNCTION_ARGS)
 	values[9] = Int64GetDatum((int64) snap.forged_rejected);
 	values[10] = CStringGetTextDatum(snap.last_error);
 	nulls[10] = (snap.last_error[0] == '\0');
+	/* release 0.3 */
+	values[11] = Int64GetDatum((int64) snap.last_seq);
+	values[12] = CStringGetTextDatum(snap.last_hash);
+	nulls[11] = nulls[12] = !snap.has_head;
+	retained = aa_retained_bytes();
+	values[13] = Int64GetDatum(retained);
+	nulls[13] = (retained < 0);
+	values[14] = FullTransactionIdGetDatum(FullTransactionIdFromU64(snap.oldest_txid));
+	values[15] = CStringGetTextDatum(snap.oldest_gid);
+	values[16] = IntervalPGetDatum(DatumGetIntervalP(
+												 DirectFunctionCall2(timestamp_mi,
+																	 TimestampTzGetDatum(GetCurrentTimestamp()),
+																	 TimestampTzGetDatum(snap.oldest_since))));
+	nulls[14] = !snap.has_oldest;
+	nulls[15] = !snap.has_oldest || snap.oldest_gid[0] == '\0';
+	nulls[16] = !snap.has_oldest || snap.oldest_since == 0;
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

@@ -33,6 +33,8 @@
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 
+#include "common/json_out.h"
+#include "common/message.h"
 #include "guc.h"
 #include "writer/writer.h"
 
@@ -55,6 +57,14 @@ static uint64 spilled_bytes = 0;	/* events of open transactions not in
 static AATxn **by_size = NULL;
 static int	by_size_len = 0;
 static int	by_size_cap = 0;
+
+/*
+ * The buffers in the order of their first event in the WAL: a buffer is
+ * made at its first event, which comes after every other buffer's first
+ * event, so appending keeps the order, and the oldest is found at once
+ * (writer_status() asks after every delivery).
+ */
+static dlist_head by_age = DLIST_STATIC_INIT(by_age);
 
 /* Create the (empty) buffers; once, when the worker starts. */
 void
@@ -185,10 +195,13 @@ aa_txn_drop(AATxn *txn)
 	list_free(txn->events);
 	if (txn->rejected)
 		pfree(txn->rejected);
+	if (txn->gid)
+		pfree(txn->gid);
 	buffered_bytes -= txn->mem_bytes;
 	spilled_bytes -= txn->spill_bytes;
 	if (txn->size_index >= 0)
 		by_size_delete(txn);
+	dlist_delete(&txn->by_age);
 	hash_search(txns, &txn->xid, HASH_REMOVE, NULL);
 }
 
@@ -276,6 +289,25 @@ aa_event_fill(AAEvent *ev, XLogRecPtr lsn, const AAMessage *m)
 }
 
 /*
+ * The "timestamp" an event or a compact row begins with (common/message.h),
+ * into *ts; false for a header, which has none.
+ */
+static bool
+message_time(const AAMessage *m, TimestampTz *ts)
+{
+	Size		skip;
+
+	if (m->kind == AA_MSG_ROW)
+		skip = sizeof(AA_ROW_OPEN) - 1;
+	else if (m->kind == AA_MSG_EVENT)
+		skip = sizeof(AA_EVENT_OPEN);	/* and the string's quote */
+	else
+		return false;
+	return m->len >= skip + AA_UTC_TEXT_LEN &&
+		aa_parse_utc(m->data + skip, AA_UTC_TEXT_LEN, ts);
+}
+
+/*
  * Keep one of our messages until its transaction ends, as decode.c has
  * classified it (see AAEvent).
  */
@@ -292,6 +324,10 @@ aa_txn_add(TransactionId xid, XLogRecPtr lsn, const AAMessage *m)
 	if (!found)
 	{
 		txn->first_lsn = lsn;
+		txn->txid = m->txid;
+		txn->first_at = 0;
+		txn->gid = NULL;
+		txn->prepared_at = 0;
 		txn->events = NIL;
 		txn->mem_bytes = 0;
 		txn->spill_start = InvalidXLogRecPtr;
@@ -302,6 +338,14 @@ aa_txn_add(TransactionId xid, XLogRecPtr lsn, const AAMessage *m)
 		txn->nrejected = 0;
 		txn->maxrejected = 0;
 		txn->size_index = -1;
+		dlist_push_tail(&by_age, &txn->by_age);
+	}
+	if (txn->first_at == 0)
+	{
+		TimestampTz at;
+
+		if (message_time(m, &at))
+			txn->first_at = at;
 	}
 	old = MemoryContextSwitchTo(txn_cxt);
 	ev = palloc(AA_EVENT_SIZE(m->len));
@@ -378,21 +422,42 @@ aa_txns_drop_before(TransactionId oldest_running)
 }
 
 /*
- * The oldest WAL position the writer still needs: the first event of the
- * oldest open transaction, in memory or spilled (spilled events are read
- * back from there at the commit).
+ * A PREPARE TRANSACTION record: its buffers (the transaction's and its
+ * subtransactions') wait for COMMIT PREPARED or ROLLBACK PREPARED, however
+ * long that takes; note its name and time, so that writer_status() can say
+ * which prepared transaction holds the WAL.
  */
-XLogRecPtr
-aa_txns_needed_lsn(XLogRecPtr next_lsn)
+void
+aa_txns_prepared(TransactionId top, TransactionId *subxacts, int nsubxacts,
+				 const char *gid, TimestampTz prepared_at)
 {
-	HASH_SEQ_STATUS status;
-	AATxn	   *txn;
-	XLogRecPtr	needed = next_lsn;
+	int			i;
 
-	hash_seq_init(&status, txns);
-	while ((txn = hash_seq_search(&status)) != NULL)
-		needed = Min(needed, txn->first_lsn);
-	return needed;
+	for (i = -1; i < nsubxacts; i++)
+	{
+		AATxn	   *txn = aa_txn_find(i < 0 ? top : subxacts[i]);
+
+		if (txn == NULL)
+			continue;
+		if (txn->gid)
+			pfree(txn->gid);
+		txn->gid = MemoryContextStrdup(txn_cxt, gid);
+		txn->prepared_at = prepared_at;
+	}
+}
+
+/*
+ * The buffer whose first event is oldest in the WAL (NULL: none): the open
+ * transaction that makes the writer's slot keep the most WAL.  The writer
+ * still needs the WAL from its first event on, in memory or spilled
+ * (spilled events are read back from there at the commit).
+ */
+AATxn *
+aa_txns_oldest(void)
+{
+	if (dlist_is_empty(&by_age))
+		return NULL;
+	return dlist_head_element(AATxn, by_age, &by_age);
 }
 
 /*

@@ -75,7 +75,7 @@ aa_register_writer(void)
  * Reload the configuration on SIGHUP; leave on SIGTERM.  With status 1,
  * as worker_spi does, so that the postmaster starts the writer again: a
  * SIGTERM comes not only at shutdown (when nothing is restarted) but also
- * from pg_terminate_backend() and from a checkpoint that invalidates the
+ * from an operator's kill and from a checkpoint that invalidates the
  * writer's slot (max_slot_wal_keep_size), and status 0 would unregister
  * the writer for good, leaving the stream silently stopped.
  */
@@ -115,18 +115,26 @@ static void
 checkpoint_delivery(XLogRecPtr next_lsn, TimestampTz *last_slot_save)
 {
 	TimestampTz now = GetCurrentTimestamp();
+	AATxn	   *oldest;
+	AAStreamPos head;
+	bool		has_head;
 
 	aa_deliver_sync();
+	oldest = aa_txns_oldest();
+	has_head = aa_deliver_head(&head);
 	aa_status_publish(next_lsn, aa_deliver_count(), aa_stream_bytes_written(),
 					  aa_txns_count(), aa_decode_forged_count(),
-					  aa_txns_spilled_bytes(), aa_stream_current_file());
+					  aa_txns_spilled_bytes(), aa_stream_current_file(),
+					  has_head ? &head : NULL, oldest);
 	aa_digest_tick(false);
 
 	/* saving the slot fsyncs: once a second is plenty */
 	if (TimestampDifferenceExceeds(*last_slot_save, now, 1000))
 	{
-		aa_slot_advance(Min(aa_txns_needed_lsn(next_lsn),
-							aa_counters_needed_lsn(next_lsn)));
+		XLogRecPtr	needed = oldest ? Min(next_lsn, oldest->first_lsn) : next_lsn;
+
+		aa_slot_advance(Min(needed, aa_counters_needed_lsn(next_lsn)));
+		aa_retention_check(oldest);
 		*last_slot_save = now;
 	}
 }

@@ -9,7 +9,7 @@
  * dropped from memory read back from the WAL (spill_scan.c), through the
  * sinks (deliver.c) to the stream files (stream.c) and the server log;
  * WAL that is needed but gone is recorded as a gap (gap.c); status.c
- * shows the result.
+ * shows the result, retention.c what holds the WAL.
  *
  *-------------------------------------------------------------------------
  */
@@ -18,6 +18,7 @@
 
 #include "access/xlogdefs.h"
 #include "access/xlogreader.h"
+#include "lib/ilist.h"
 #include "lib/stringinfo.h"
 #include "datatype/timestamp.h"
 #include "nodes/pg_list.h"
@@ -34,16 +35,29 @@ extern void aa_writer_sleep(long ms);
 /* worker_error.c: an ERROR in the worker is reported and retried */
 extern void aa_writer_failed(XLogRecPtr lsn) pg_attribute_noreturn();
 
+/* defined below */
+typedef struct AATxn AATxn;
+typedef struct AAStreamPos AAStreamPos;
+
 /* status.c: shared status, flush() and writer_status() */
 extern void aa_status_request_shmem(void);
 extern void aa_status_set_worker(pid_t pid, Latch *latch);
 extern void aa_status_set_error(const char *msg);
+extern void aa_status_set_lasting_error(const char *msg);
 extern void aa_status_error_until_progress(void);
 extern int	aa_status_record_failure(XLogRecPtr lsn, const char *msg);
+extern bool aa_status_retained_warned(void);
+extern void aa_status_set_retained_warned(bool warned);
 extern void aa_status_publish(XLogRecPtr next_lsn, uint64 events_delivered,
 							  uint64 bytes_written, int pending_xacts,
 							  uint64 forged_rejected, uint64 spilled_bytes,
-							  const char *current_file);
+							  const char *current_file,
+							  const AAStreamPos *head,
+							  const AATxn *oldest);
+
+/* retention.c: the WAL the writer's slot keeps, and a warning past a limit */
+extern int64 aa_retained_bytes(void);
+extern void aa_retention_check(const AATxn *oldest);
 
 /* txnbuf.c: the events of open transactions */
 /* The kinds of our messages (common/message.h). */
@@ -97,10 +111,17 @@ typedef struct AAEvent
  * spilled events are always a prefix: from spill_start (= first_lsn) to
  * spill_end, nspilled of them, and the events in memory come after.
  */
-typedef struct AATxn
+struct AATxn
 {
 	TransactionId xid;			/* hash key */
 	XLogRecPtr	first_lsn;		/* its first event, in memory or not */
+	uint64		txid;			/* the top-level transaction its first event
+								 * names (signed), with its epoch */
+	TimestampTz first_at;		/* its first event's "timestamp"; 0: none yet
+								 * (a compact header comes before its rows) */
+	char	   *gid;			/* prepared: the transaction's name, else NULL */
+	TimestampTz prepared_at;	/* prepared: when */
+	dlist_node	by_age;			/* in txnbuf.c's list in first_lsn order */
 	List	   *events;			/* of AAEvent *, the part in memory */
 	Size		mem_bytes;		/* their size */
 	XLogRecPtr	spill_start;	/* first spilled event; invalid: none */
@@ -114,7 +135,7 @@ typedef struct AATxn
 	int			maxrejected;
 	int			size_index;		/* place in txnbuf.c's by-size heap; -1 while
 								 * none of its events is in memory */
-} AATxn;
+};
 
 /* Reads a transaction's events in memory, in WAL order. */
 typedef struct AATxnCursor
@@ -132,7 +153,10 @@ extern void aa_txn_add(TransactionId xid, XLogRecPtr lsn, const AAMessage *m);
 extern void aa_txn_note_rejected(TransactionId xid, XLogRecPtr lsn);
 extern void aa_txn_drop(AATxn *txn);
 extern void aa_txns_drop_before(TransactionId oldest_running);
-extern XLogRecPtr aa_txns_needed_lsn(XLogRecPtr next_lsn);
+extern void aa_txns_prepared(TransactionId top, TransactionId *subxacts,
+							 int nsubxacts, const char *gid,
+							 TimestampTz prepared_at);
+extern AATxn *aa_txns_oldest(void);
 extern int	aa_txns_count(void);
 extern uint64 aa_txns_spilled_bytes(void);
 extern void aa_cursor_start(AATxnCursor *c, AATxn *txn);
@@ -185,6 +209,7 @@ extern TimestampTz aa_deliver_last_committed_at(void);
 /* digest_log.c: AUDIT DIGEST lines in the server log */
 extern void aa_digest_tick(bool final);
 extern uint64 aa_deliver_count(void);
+extern bool aa_deliver_head(AAStreamPos *pos);
 
 /*
  * stream.c: the delivered stream.  Everything here returns false with
@@ -192,7 +217,7 @@ extern uint64 aa_deliver_count(void);
  * can report, back off and retry; nothing is lost or half-written: a failed
  * append leaves the files and the position exactly as before it.
  */
-typedef struct AAStreamPos
+struct AAStreamPos
 {
 	uint64		seq;			/* seq of the last durable event; 0: none */
 	XLogRecPtr	commit_lsn;		/* its commit LSN */
@@ -206,7 +231,7 @@ typedef struct AAStreamPos
 	 * appends leave it alone.
 	 */
 	bool		after_gap;
-} AAStreamPos;
+};
 
 extern bool aa_stream_open(char **err);
 extern void aa_stream_position(AAStreamPos *pos);
@@ -283,6 +308,7 @@ extern void aa_deliver_start_position(AAStreamPos *pos);
 /* slot.c: the writer's replication slot */
 extern XLogRecPtr aa_slot_start(const AAStreamPos *stream);
 extern void aa_slot_advance(XLogRecPtr needed);
+extern XLogRecPtr aa_slot_restart_lsn(void);
 
 /* gap.c: WAL that is needed but gone */
 extern XLogRecPtr aa_wal_oldest(void);

@@ -7,9 +7,11 @@
 # None is delivered; writer_status().forged_rejected counts each exactly once
 # and the server log has one WARNING for each.  The real events committed
 # around them, one of them in the same transaction as a forgery, are
-# delivered normally with seq and the chain intact.  Messages with another
-# prefix (including one that merely starts with "activity_audit") are not the
-# writer's business: neither delivered nor counted nor warned about.
+# delivered normally with seq and the chain intact.  A message whose prefix
+# merely starts with "activity_audit" is a lookalike (prefixes that do are
+# reserved): not delivered, counted and warned about like a forgery.
+# Messages with another prefix are not the writer's business: neither
+# delivered nor counted nor warned about.
 
 use strict;
 use warnings;
@@ -90,7 +92,8 @@ $node->safe_psql(
 is($node->safe_psql('postgres', q{SELECT activity_audit.flush('30s')}),
 	't', 'flush returns true');
 
-is(status('forged_rejected'), '3', 'forged_rejected counts the three forgeries exactly');
+is(status('forged_rejected'), '4',
+	'forged_rejected counts the three forgeries and the lookalike exactly');
 is(status('events_delivered'), '4', 'events_delivered counts the four real events');
 is(status('last_error IS NULL'), 't', 'no error');
 
@@ -114,13 +117,15 @@ is_deeply([ stream_texts(stream_dir($node)) ], \@real,
 is(scalar(grep { /"pad":"onE"/ || /"a":1/ || !/"instance_id"/ } stream_texts(stream_dir($node))),
 	0, 'no forged content in the stream');
 
-# one WARNING per forgery, none for the other prefixes
+# one WARNING per forgery and lookalike, none for the other prefixes
 my $log = slurp_file($node->logfile, $log_offset);
 my @warnings = ($log =~ /^.*WARNING: .*$/mg);
-is(scalar @warnings, 3, 'three WARNINGs in the server log')
+is(scalar @warnings, 4, 'four WARNINGs in the server log')
   or diag(join("\n", @warnings));
 is(scalar(grep { /activity_audit/ } @warnings),
-	3, 'each WARNING names the activity_audit prefix');
+	4, 'each WARNING names the activity_audit prefix');
+like($log, qr/DETAIL:  Its prefix "activity_audit_other" only begins with "activity_audit"/,
+	'the lookalike\'s names its prefix');
 unlike($log, qr/AUDIT: \{/, 'nothing went to the server log as an event');
 
 ###########################################################################
@@ -130,7 +135,7 @@ $node->safe_psql('postgres',
 	q{UPDATE t SET pad = 'uno' WHERE id = 1; DELETE FROM t WHERE id = 2});
 is($node->safe_psql('postgres', q{SELECT activity_audit.flush('30s')}),
 	't', 'later events delivered');
-is(status('forged_rejected'), '3', 'forged_rejected unchanged');
+is(status('forged_rejected'), '4', 'forged_rejected unchanged');
 $events = stream_ok($node, 'stream valid after more events');
 is(scalar @$events, 6, 'six events delivered');
 
@@ -147,7 +152,7 @@ is($node->safe_psql('postgres', q{SELECT activity_audit.flush('30s')}),
 	't', 'flush after the replay');
 $events = stream_ok($node, 'stream valid after the replay');
 is(scalar @$events, 6, 'the replayed copy is not delivered');
-is(status('forged_rejected'), '4', 'the replayed copy is counted as forged');
+is(status('forged_rejected'), '5', 'the replayed copy is counted as forged');
 
 $node->stop;
 done_testing();

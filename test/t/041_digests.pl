@@ -17,10 +17,14 @@
 #      verify(digests) and the tool fail, naming the rewrite.
 #  (d) A digest whose sig was changed is refused by verify(digests); the
 #      tool, which has no key, checks only what the digest says.
+#  (e) The oldest files removed (archived): verify() and the tool alone say
+#      the start is missing; with the digests (one names the seq before the
+#      first remaining line, with its prev_hash) the rest is verified.
 
 use strict;
 use warnings;
 
+use File::Copy qw(copy);
 use JSON::PP;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
@@ -155,6 +159,63 @@ $node->safe_psql('postgres', q{INSERT INTO t VALUES (7, 'row 7')});
 is($node->safe_psql('postgres', q{SELECT activity_audit.flush('30s')}), 't', 'delivery goes on');
 is($node->safe_psql('postgres', "SELECT ok FROM activity_audit.verify($digests_sql)"), 't', 'and verifies with its digest');
 stream_ok($dir, 'one valid chain');
+
+###########################################################################
+# (e) the oldest files removed (archived): accepted from the digest of the
+#     line before the first remaining one
+###########################################################################
+$node->append_conf('postgresql.conf', "audit.rotation_size = '1kB'\n");
+$node->reload;
+my @heads = ($node->safe_psql('postgres', q{SELECT row_to_json(d)::text FROM activity_audit.digest() d}));
+for my $i (8 .. 10)
+{
+	sleep 1.1;    # file names are unique to the second
+	$node->safe_psql('postgres', "INSERT INTO t VALUES ($i, 'row $i')");
+	is($node->safe_psql('postgres', q{SELECT activity_audit.flush('30s')}), 't', "row $i delivered");
+	push @heads, $node->safe_psql('postgres', q{SELECT row_to_json(d)::text FROM activity_audit.digest() d});
+}
+@files = stream_files($dir);
+cmp_ok(scalar(@files), '>=', 3, 'the stream spans several files');
+my $archive = PostgreSQL::Test::Utils::tempdir();
+my $copy = PostgreSQL::Test::Utils::tempdir();
+copy($_, $copy) for @files;
+my @kept = stream_files($copy);
+my ($first_kept) = file_lines($kept[-2]);
+my ($first_kept_seq) = $first_kept =~ /,"seq":(\d+),/;
+unlink $_ for @kept[ 0 .. $#kept - 2 ];     # keep the last two files
+command_checks_all([ $tool, $copy ], 1, [qr/does not start at seq 1/m], [qr/^$/],
+	'the oldest files removed: the tool alone says the start is missing');
+# the digests in the server log: one names the seq before the first kept line
+command_checks_all([ $tool, '--digests', $node->logfile, $copy ], 0,
+	[ qr/^events verified: \d+ \(seq $first_kept_seq\.\./m,
+	  qr/which starts after the digest of seq @{[ $first_kept_seq - 1 ]}/m, qr/^RESULT: OK/m ],
+	[qr/^$/], 'with the digests: intact from the anchor on');
+
+# and from SQL, with digest() rows kept by a job
+$node->append_conf('postgresql.conf', "audit.sink = 'log'\n");
+$node->reload;
+$node->poll_query_until('postgres', q{SELECT current_file IS NULL FROM activity_audit.writer_status()})
+  or die 'the writer still has the file open';
+@files = stream_files($dir);
+my ($live_first) = file_lines($files[-2]);
+my ($live_first_seq) = $live_first =~ /,"seq":(\d+),/;
+for my $f (@files[ 0 .. $#files - 2 ])
+{
+	rename($f, "$archive/" . (split m{/}, $f)[-1]) or die "cannot move $f: $!";
+}
+my $kept_json = '[' . join(',', @heads) . ']';
+like($node->safe_psql('postgres', "SELECT ok || ' ' || detail FROM activity_audit.verify('$kept_json'::jsonb)"),
+	qr/^true seq $live_first_seq to \d+ intact in 2 file\(s\); \d+ digest\(s\) found in the stream, which starts after the digest of seq @{[ $live_first_seq - 1 ]}$/,
+	'verify(digests) accepts the stream from the anchor');
+like($node->safe_psql('postgres', "SELECT ok || ' ' || detail FROM activity_audit.verify()"),
+	qr/^false .*does not start at seq 1/, 'verify() alone does not');
+for my $f (glob "$archive/*.jsonl")
+{
+	rename($f, "$dir/" . (split m{/}, $f)[-1]) or die "cannot move $f back: $!";
+}
+$node->append_conf('postgresql.conf', "audit.sink = 'file'\n");
+$node->reload;
+stream_ok($dir, 'the stream whole again');
 
 $node->stop;
 done_testing();
