@@ -28,11 +28,16 @@ ALL_SKIPPED_MODELS = {"sessions.session", "admin.logentry", "activity_audit.sync
 ALL_SKIPPED_TABLES = {"django_migrations", "django_session", "django_admin_log"}
 
 # Column names excluded unless the model's options name them.
-SENSITIVE_NAME_RE = r"(pass(word|wd|phrase)?$|password|passwd|secret|token|api_?key|pwd$)"
+SENSITIVE_NAME_RE = r"(pass(word|wd|phrase)|secret|token|api_?key|^pwd$)"
 
 # audit.request bodies longer than this are cut (events are bounded by
 # audit.max_event_size on the server).
 MAX_BODY_CHARS = 4096
+
+# A request id the client sent is used only up to this length (else a new
+# UUID): a longer one could exceed audit.max_context_size and make the
+# request's writes fail.
+MAX_REQUEST_ID_CHARS = 200
 
 
 def get(name):

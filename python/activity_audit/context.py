@@ -73,18 +73,14 @@ def context(user_id=None, user_info=None, request_id=None, **extra):
     """
     outer = _current.get()
     if outer is not None:
+        merged = dict(outer.extra)
+        merged.update(extra)
+        rid = request_id if request_id is not None else outer.request_id
         if user_id is None and user_info is None:
-            merged_extra = dict(outer.extra)
-            merged_extra.update(extra)
-            state = AuditContext(outer.user_id, outer.user_info,
-                                 request_id if request_id is not None else outer.request_id,
-                                 merged_extra, outer.request)
+            # same user (also the request's, read lazily), more extra
+            state = AuditContext(outer.user_id, outer.user_info, rid, merged, outer.request)
         else:
-            merged_extra = dict(outer.extra)
-            merged_extra.update(extra)
-            state = AuditContext(user_id, user_info,
-                                 request_id if request_id is not None else outer.request_id,
-                                 merged_extra)
+            state = AuditContext(user_id, user_info, rid, merged)
     else:
         state = AuditContext(user_id, user_info, request_id, extra)
     token = _current.set(state)

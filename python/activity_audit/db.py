@@ -21,6 +21,7 @@ Limits: a SELECT that calls a function which writes carries no context
 needs client-side parameters, which psycopg2 has; with other drivers the
 wrapper does nothing (the system check says so).
 """
+import json
 import re
 
 from django.db import connections
@@ -95,8 +96,6 @@ def install(sender=None, connection=None, **kwargs):
 def log_event(name, event_type, payload=None, message=None, using="default"):
     """Write an application event (SQL activity_audit.log_event) in the
     current transaction of connection ``using``, with the current context."""
-    import json
-
     with connections[using].cursor() as cursor:
         cursor.execute(
             "SELECT activity_audit.log_event(%s, %s, %s::jsonb, %s)",

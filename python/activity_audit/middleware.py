@@ -26,10 +26,13 @@ except ImportError:  # asgiref < 3.6
 
 
 def _request_id(request):
-    """The correlation id the client sent, or a new UUID."""
+    """The correlation id the client sent (if short and printable), or a new
+    UUID."""
     header = conf.get("AUDIT_REQUEST_ID_HEADER")
     value = request.headers.get(header) if header else None
-    return value or str(uuid.uuid4())
+    if value and len(value) <= conf.MAX_REQUEST_ID_CHARS and value.isprintable():
+        return value
+    return str(uuid.uuid4())
 
 
 class AuditLoggingMiddleware:

@@ -54,6 +54,11 @@ class RequestTests(AuditTestCase):
         uuid.UUID(ids[0])
         self.assertEqual({e["user_id"] for e in self.rows()}, {None})
 
+    def test_overlong_request_id_is_replaced(self):
+        r = self.client.post("/patients/", {"name": "a"}, HTTP_X_REQUEST_ID="x" * 100000)
+        self.assertEqual(r.status_code, 200)
+        uuid.UUID(self.rows()[0]["request_id"])
+
     def test_view_that_authenticates_the_user_itself(self):
         self.client.get("/self-auth/", HTTP_X_USER="alice")
         ev = self.rows()
