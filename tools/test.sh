@@ -19,7 +19,9 @@
 #      the others: pg_regress (sql/, expected/), isolation (test/isolation/)
 #      and TAP (test/t/*.pl), each on a throwaway cluster of its own
 #      (TEMP_INSTANCE=1; TAP 038 runs "make installcheck" against a running
-#      server, as PGXS users do);
+#      server, as PGXS users do), then the Django app's tests (python/tests/
+#      run.sh, with python3-django, python3-psycopg2 and pgbouncer, installed
+#      here; skipped with a message if they cannot be);
 #   4. prints the diffs and logs of whatever failed, and ends with one line
 #      "N passed, M failed".  The exit status is non-zero on any failure.
 #
@@ -182,6 +184,29 @@ if compgen -G "$src/test/t/*.pl" >/dev/null; then
 	run_suite tap count_prove REGRESS= ISOLATION= TAP_TESTS=1
 else
 	say "suite: tap - no test/t/*.pl yet, skipped"
+fi
+
+# The Django app (python/): its own throwaway cluster and pgbouncer, as
+# python/tests/run.sh sets them up; it prints "N passed, M failed" too.
+if (ensure_packages python3-django python3-psycopg2 pgbouncer); then
+	say "suite: python"
+	py_status=0
+	PG_CONFIG="$PG_CONFIG" PG_USER="$PG_USER" bash "$src/python/tests/run.sh" 2>&1 |
+		tee "$workdir/python.out" || py_status=$?
+	n_pass="$(sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1/p' "$workdir/python.out" | tail -n 1)"
+	n_fail="$(sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\2/p' "$workdir/python.out" | tail -n 1)"
+	n_pass="${n_pass:-0}"
+	n_fail="${n_fail:-0}"
+	if ((py_status != 0 && n_fail == 0)); then
+		n_fail=1
+	fi
+	total_pass=$((total_pass + n_pass))
+	total_fail=$((total_fail + n_fail))
+	suite_lines+=("$(printf '  %-10s %4d ok  %4d not ok%s' python "$n_pass" "$n_fail" \
+		"$( ((py_status == 0)) || echo "  (run.sh exited with $py_status)")")")
+else
+	say "suite: python - skipped: python3-django, python3-psycopg2 and pgbouncer could not be installed"
+	suite_lines+=("  python     skipped (packages missing)")
 fi
 
 # --- 4. report ----------------------------------------------------------------
