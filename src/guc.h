@@ -33,11 +33,14 @@ extern int	aa_digest_interval;	/* s, 0 = never */
 
 /*
  * Limits on what a session can put into an event (kB): the writer must be
- * able to read back and put together any event the trigger writes (a
- * header and a row of at most these sizes stay far below MaxAllocSize).
+ * able to read back and put together any event the trigger writes.  A
+ * compact row's event holds its header, its row and the new values of its
+ * changes again: at most three messages of the cap, 384MB, which leaves
+ * room below MaxAllocSize (1GB) for the line and for the server log's
+ * escaping of it (AA_MAX_DELIVERED_EVENT, writer/writer.h).
  */
 #define AA_MAX_CONTEXT_SIZE_CAP	1024	/* 1MB per setting */
-#define AA_MAX_EVENT_SIZE_CAP	(256 * 1024)	/* 256MB per message */
+#define AA_MAX_EVENT_SIZE_CAP	(128 * 1024)	/* 128MB per message */
 extern int	aa_max_context_size;
 extern int	aa_max_event_size;
 extern int	aa_retained_warning;	/* kB, 0 = never */

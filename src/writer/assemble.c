@@ -314,6 +314,12 @@ aa_assemble_row(AAEvent *ev, StringInfo out, const char **why)
 			return false;
 	}
 
+	/* the event is at most the header, the row and its new values again */
+	if ((Size) h->text.len + 2 * (Size) len + 1024 > AA_MAX_DELIVERED_EVENT)
+	{
+		*why = "It is too large to put together into one event.";
+		return false;
+	}
 	resetStringInfo(out);
 	aa_put_lit(out, AA_EVENT_OPEN);
 	aa_put(out, t + 1, ts_end);	/* the timestamp with its quotes */

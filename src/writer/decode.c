@@ -126,6 +126,60 @@ reject_read(TransactionId xid, XLogRecPtr lsn, const char *why)
 }
 
 /*
+ * Whether an event can go into the stream and the log: one JSON object on
+ * one line, of a size that fits the line's allocation.  The trigger writes
+ * no other; one that is, signed by someone who has the event key, would
+ * make every attempt to deliver its commit fail (stream.c refuses it), or
+ * make a line of the log read like another, so it is rejected instead.
+ */
+static bool
+event_deliverable(const char *text, Size len, const char **why)
+{
+	if (len > AA_MAX_DELIVERED_EVENT)
+	{
+		*why = "It is larger than any event the writer delivers.";
+		return false;
+	}
+	if (len < 2 || text[0] != '{' || text[len - 1] != '}' ||
+		memchr(text, '\n', len) != NULL || memchr(text, '\r', len) != NULL ||
+		memchr(text, '\0', len) != NULL)
+	{
+		*why = "It is not one JSON object on one line, as every event the audit trigger writes is.";
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Count and report a signed event that cannot be delivered (see
+ * event_deliverable, aa_assemble_row): in the log, in forged_rejected and
+ * in writer_status().last_error, where it stays until another error
+ * replaces it, like lost WAL, since nothing later undoes it.  The commit's
+ * other events are delivered.  A commit the stream held when the writer
+ * started was reported by an earlier run: a restart reads it again.
+ */
+static void
+reject_undeliverable(XLogRecPtr lsn, XLogRecPtr commit_lsn, const char *why)
+{
+	AAStreamPos start;
+	char	   *msg;
+
+	aa_deliver_start_position(&start);
+	if (commit_lsn < start.commit_lsn)
+		return;
+	forged_rejected++;
+	msg = psprintf("the event at %X/%X of the commit at %X/%X is not delivered: %s",
+				   LSN_FORMAT_ARGS(lsn), LSN_FORMAT_ARGS(commit_lsn), why);
+	aa_status_set_lasting_error(msg);
+	ereport(WARNING,
+			(errmsg("activity_audit writer cannot deliver the event at %X/%X",
+					LSN_FORMAT_ARGS(lsn)),
+			 errdetail("%s", why),
+			 errhint("The event is not delivered; the writer goes on with the next.  Unless WAL was lost, it was signed by someone who has the event key, or this is a bug in activity_audit; please report it.")));
+	pfree(msg);
+}
+
+/*
  * Order of the merge heap: binaryheap keeps the greatest element first,
  * so the source whose current event has the lowest LSN compares greatest.
  */
@@ -244,11 +298,11 @@ deliver_commit(TransactionId top, TransactionId *subxacts, int nsubxacts,
 		else if (ev->kind == AA_MSG_HEADER)
 			aa_assemble_header(ev);
 		else if (ev->kind == AA_MSG_ROW && !aa_assemble_row(ev, &event_text, &why))
-			ereport(WARNING,
-					(errmsg("activity_audit writer cannot put together the event at %X/%X",
-							LSN_FORMAT_ARGS(ev->lsn)),
-					 errdetail("%s", why),
-					 errhint("The event is not delivered.  Unless WAL was lost, this is a bug in activity_audit; please report it.")));
+			reject_undeliverable(ev->lsn, commit_lsn, why);
+		else if (!event_deliverable(ev->kind == AA_MSG_ROW ? event_text.data : ev->data,
+									ev->kind == AA_MSG_ROW ? event_text.len : ev->len,
+									&why))
+			reject_undeliverable(ev->lsn, commit_lsn, why);
 		else
 		{
 			index++;
@@ -399,7 +453,10 @@ aa_decode_message(XLogReaderState *reader, AAMessage *m, const char **why)
 		*why = "It is not transactional.";
 		return false;
 	}
-	/* ... no larger than audit.max_event_size can be (so it can be put together) */
+	/*
+	 * ... no larger than audit.max_event_size can be, so that its copies
+	 * (txnbuf.c, spill_scan.c) and its event are allocations of checked size
+	 */
 	if (len > (size_t) AA_MAX_EVENT_SIZE_CAP * 1024 + AA_SIGNATURE_ROOM)
 	{
 		*why = "It is larger than any message the audit trigger writes.";

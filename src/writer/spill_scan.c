@@ -289,7 +289,9 @@ take_message(AASpillScan *scan, SpillPart *part)
 	{
 		if (scan->ev)
 			pfree(scan->ev);
-		scan->ev_space = Max(AA_EVENT_SIZE(m.len), 2 * scan->ev_space);
+		/* m.len is bounded by aa_decode_message, far below MaxAllocSize */
+		scan->ev_space = Min(Max(AA_EVENT_SIZE(m.len), 2 * scan->ev_space),
+							 MaxAllocSize);
 		scan->ev = MemoryContextAlloc(scan->cxt, scan->ev_space);
 	}
 	aa_event_fill(scan->ev, lsn, &m);

@@ -194,6 +194,15 @@ extern bool aa_format1_allowed(XLogRecPtr lsn);
 extern XLogRecPtr aa_format1_until(void);
 
 /* assemble.c: compact messages into events */
+/*
+ * The largest event the writer delivers: its line (and the server log's
+ * line, which jsonlog may escape to twice the size) must fit in one
+ * allocation.  Any event the trigger writes is smaller (guc.h); a larger
+ * or malformed one, signed by whoever has the key, is reported and skipped
+ * (decode.c), never retried for ever.
+ */
+#define AA_MAX_DELIVERED_EVENT	(MaxAllocSize / 2 - AA_LINE_TAIL_MAX - 1024)
+
 extern void aa_assemble_begin(void);
 extern void aa_assemble_header(AAEvent *ev);
 extern bool aa_assemble_row(AAEvent *ev, StringInfo out, const char **why);
