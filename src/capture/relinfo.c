@@ -314,6 +314,36 @@ append_field(StringInfo buf, const char *key, const char *value)
 }
 
 /*
+ * The names an event shows, in the current memory context: the model
+ * (JSON-escaped) and its "model" key, and the "schema" and "table" keys.
+ * The same for row events (build_entry) and audit.config events
+ * (aa_relinfo_names).
+ */
+static void
+set_names(AARelInfo *ri, Relation rel, const char *model)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	aa_json_string_body(&buf, model, strlen(model));
+	ri->model = buf.data;
+	ri->model_len = buf.len;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "\"model\":\"%s\"", ri->model);
+	ri->model_field = buf.data;
+	ri->model_field_len = buf.len;
+
+	initStringInfo(&buf);
+	append_field(&buf, "schema", get_namespace_name(RelationGetNamespace(rel)));
+	appendStringInfoChar(&buf, ',');
+	/* the form history() pre-filters lines on (stream_format.h) */
+	append_field(&buf, "table", RelationGetRelationName(rel));
+	ri->where_fields = buf.data;
+	ri->where_fields_len = buf.len;
+}
+
+/*
  * Build a fresh entry.  Work happens in a context under the caller's, so an
  * error part way leaves nothing behind; only a finished entry is moved under
  * the long-lived cache context.
@@ -367,24 +397,7 @@ build_entry(AARelInfo *ri, Relation rel, Trigger *trigger)
 	mark_columns(rel, ri, cfg.redact, true);
 	load_primary_key(rel, ri);
 
-	initStringInfo(&buf);
-	aa_json_string_body(&buf, cfg.model ? cfg.model : RelationGetRelationName(rel),
-						strlen(cfg.model ? cfg.model : RelationGetRelationName(rel)));
-	ri->model = buf.data;
-	ri->model_len = buf.len;
-
-	initStringInfo(&buf);
-	appendStringInfo(&buf, "\"model\":\"%s\"", ri->model);
-	ri->model_field = buf.data;
-	ri->model_field_len = buf.len;
-
-	initStringInfo(&buf);
-	append_field(&buf, "schema", get_namespace_name(RelationGetNamespace(rel)));
-	appendStringInfoChar(&buf, ',');
-	/* the form history() pre-filters lines on (stream_format.h) */
-	append_field(&buf, "table", RelationGetRelationName(rel));
-	ri->where_fields = buf.data;
-	ri->where_fields_len = buf.len;
+	set_names(ri, rel, cfg.model ? cfg.model : RelationGetRelationName(rel));
 	ri->hdr_txid = 0;
 	ri->hdr_appname = NULL;
 
@@ -407,7 +420,6 @@ aa_relinfo_names(Relation rel, Trigger *trigger)
 {
 	AARelInfo  *ri = palloc0(sizeof(AARelInfo));
 	const char *model = RelationGetRelationName(rel);
-	StringInfoData buf;
 
 	if (trigger->tgnargs == 1 && aa_json_valid(trigger->tgargs[0], NULL))
 	{
@@ -420,20 +432,7 @@ aa_relinfo_names(Relation rel, Trigger *trigger)
 			model = pnstrdup(v->val.string.val, v->val.string.len);
 	}
 	ri->relid = RelationGetRelid(rel);
-	initStringInfo(&buf);
-	aa_json_string_body(&buf, model, strlen(model));
-	ri->model = buf.data;
-	ri->model_len = buf.len;
-	initStringInfo(&buf);
-	appendStringInfo(&buf, "\"model\":\"%s\"", ri->model);
-	ri->model_field = buf.data;
-	ri->model_field_len = buf.len;
-	initStringInfo(&buf);
-	append_field(&buf, "schema", get_namespace_name(RelationGetNamespace(rel)));
-	appendStringInfoChar(&buf, ',');
-	append_field(&buf, "table", RelationGetRelationName(rel));
-	ri->where_fields = buf.data;
-	ri->where_fields_len = buf.len;
+	set_names(ri, rel, model);
 	return ri;
 }
 
