@@ -41,6 +41,7 @@
 #include "activity_audit.h"
 #include "common/sign.h"
 #include "common/stream_format.h"
+#include "common/stream_line.h"
 #include "guc.h"
 
 #define AA_DATADIR_KEY_FILE		AA_STATE_DIR "/event_key"
@@ -143,19 +144,6 @@ check_key_file(const char *path, int fd)
 					   "Base backups copy the data directory, and with it the key: keep the key file elsewhere, like ssl_key_file.");
 }
 
-/* The value of one hex digit, or -1. */
-static int
-hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /*
  * Read audit.key_file: each line is empty, a comment, or one key of 32
  * hex digits; at least one key, at most AA_MAX_KEYS.  The first signs.
@@ -218,8 +206,8 @@ load_key_file(const char *path)
 						   "Each key is 32 hex digits (16 bytes) on a line of its own, for example from: openssl rand -hex 16");
 		for (i = 0; i < AA_KEY_LEN; i++)
 		{
-			int			hi = hex_value(line[2 * i]);
-			int			lo = hex_value(line[2 * i + 1]);
+			int			hi = aa_hex_value(line[2 * i]);
+			int			lo = aa_hex_value(line[2 * i + 1]);
 
 			if (hi < 0 || lo < 0)
 				key_file_error(path, psprintf("line %d is not a key", lineno),

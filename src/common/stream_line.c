@@ -55,9 +55,9 @@ aa_is_hash_hex(const char *s)
 	return ok != 0;
 }
 
-/* The value of one hex digit, or -1. */
-static int
-hex_value(char c)
+/* The value of one hex digit (either case), or -1. */
+int
+aa_hex_value(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -79,8 +79,8 @@ aa_parse_lsn(const char *s, uint64_t *lsn, const char **end)
 	{
 		int			n;
 
-		for (n = 0; n < 8 && hex_value(*s) >= 0; n++, s++)
-			half[h] = half[h] * 16 + hex_value(*s);
+		for (n = 0; n < 8 && aa_hex_value(*s) >= 0; n++, s++)
+			half[h] = half[h] * 16 + aa_hex_value(*s);
 		if (n == 0 || (h == 0 && *s++ != '/'))
 			return false;
 	}
@@ -145,7 +145,7 @@ ends_like_gap(const char *text, size_t body_len, uint64_t lsn)
 	if (body_len < LIT_LEN(AA_GAP_LOST_TO_KEY) + 4 || end[-1] != '"')
 		return false;
 	q = end - 1;
-	while (q > text && (hex_value(q[-1]) >= 0 || q[-1] == '/') &&
+	while (q > text && (aa_hex_value(q[-1]) >= 0 || q[-1] == '/') &&
 		   (end - 1) - q <= 17)
 		q--;
 	if (q - text < (ptrdiff_t) LIT_LEN(AA_GAP_LOST_TO_KEY) ||
@@ -205,7 +205,7 @@ aa_line_parse(const char *text, size_t len, AALine *line)
 		const char *q = lsn_end;
 		const char *after;
 
-		while (q > text && (hex_value(q[-1]) >= 0 || q[-1] == '/') &&
+		while (q > text && (aa_hex_value(q[-1]) >= 0 || q[-1] == '/') &&
 			   lsn_end - q <= 17)
 			q--;
 		if (q - text < (ptrdiff_t) LIT_LEN(AA_LSN_KEY) ||

@@ -55,6 +55,7 @@ typedef struct AAGap
 #define AA_GAP_TEXT_MAX		256
 
 extern bool aa_is_hash_hex(const char *s);
+extern int	aa_hex_value(char c);
 extern bool aa_parse_lsn(const char *s, uint64_t *lsn, const char **end);
 extern bool aa_parse_uint64(const char *s, uint64_t *value, const char **end);
 extern const char *aa_uint64_before(const char *start, const char *end,
