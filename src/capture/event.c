@@ -329,6 +329,17 @@ build_instance_id(StringInfo buf, AARelInfo *ri, Datum *values, bool *nulls)
 	return true;
 }
 
+/* request_id and service_name, from the session: in every kind of event. */
+static void
+append_request_service(StringInfo buf)
+{
+	aa_put_lit(buf, "\"request_id\":");
+	append_setting(buf, aa_request_id);
+	aa_put_lit(buf, ",\"service_name\":");
+	aa_json_string(buf, aa_service_name ? aa_service_name : "",
+				   aa_service_name ? strlen(aa_service_name) : 0);
+}
+
 /*
  * The keys between "message" and "event_type": request_id, service_name,
  * model (common/message.h: a header's "head" after level and name).
@@ -336,30 +347,27 @@ build_instance_id(StringInfo buf, AARelInfo *ri, Datum *values, bool *nulls)
 static void
 append_request_fields(StringInfo buf, AARelInfo *ri)
 {
-	aa_put_lit(buf, "\"request_id\":");
-	append_setting(buf, aa_request_id);
-	aa_put_lit(buf, ",\"service_name\":");
-	aa_json_string(buf, aa_service_name ? aa_service_name : "",
-				   aa_service_name ? strlen(aa_service_name) : 0);
+	append_request_service(buf);
 	aa_put_char(buf, ',');
 	aa_put(buf, ri->model_field, ri->model_field_len);
 }
 
 /*
  * Everything up to and including "instance_id", for the full format:
- * shared by row and TRUNCATE events.  'id' is NULL when there is no
- * instance id.
+ * shared by row, TRUNCATE ("audit.model") and audit.config events.
+ * 'tname' is the event type (plain, needs no escaping); 'id' is NULL when
+ * there is no instance id.
  */
 static void
-append_head(StringInfo buf, AARelInfo *ri, AAEventType type, StringInfo id,
-			TimestampTz ts)
+append_head(StringInfo buf, AARelInfo *ri, const char *name, const char *tname,
+			StringInfo id, TimestampTz ts)
 {
-	const char *tname = event_type_names[type];
-
 	/* "timestamp" first: the readers rely on it (AA_TIMESTAMP_PREFIX) */
 	aa_put_lit(buf, "{\"timestamp\":");
 	append_timestamp(buf, ts);
-	aa_put_lit(buf, ",\"level\":\"AUDIT\",\"name\":\"audit.model\",\"message\":\"");
+	aa_put_lit(buf, ",\"level\":\"AUDIT\",\"name\":\"");
+	aa_put_str(buf, name);
+	aa_put_lit(buf, "\",\"message\":\"");
 	aa_put_str(buf, tname);
 	aa_put_lit(buf, " event by ");
 	aa_put(buf, ri->model, ri->model_len);
@@ -457,17 +465,23 @@ append_provenance(StringInfo buf)
  * Refuse a message larger than audit.max_event_size, before it is written:
  * the change fails (auditing fails closed), instead of the WAL getting a
  * record that the writer, or recovery, could not read back.  The names are
- * looked up only on this error path.
+ * looked up only on this error path.  'ri' is the table's (NULL for an
+ * application event, then named by 'app_name').
  */
 static void
-check_message_size(StringInfo buf, AARelInfo *ri)
+check_message_size(StringInfo buf, AARelInfo *ri, const char *app_name)
 {
 	char	   *relname;
 
 	if ((Size) buf->len <= (Size) aa_max_event_size * 1024)
 		return;
-	if (ri == NULL)				/* an application event checks first, by name */
-		elog(ERROR, "audit event too large (%d bytes)", buf->len);
+	if (ri == NULL)				/* an application event, named by its name */
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("audit event \"%s\" is too large (%d bytes)", app_name, buf->len),
+				 errdetail("audit.max_event_size allows at most %d kB per event.",
+						   aa_max_event_size),
+				 errhint("Put less into the payload, or raise audit.max_event_size.")));
 	relname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(ri->relid)),
 										 get_rel_name(ri->relid));
 	ereport(ERROR,
@@ -489,13 +503,16 @@ write_message(StringInfo buf)
 #endif
 }
 
-/* Sign a full-format event, which ends with its closing brace, and write it. */
+/*
+ * Sign a full-format event, which ends with its closing brace, and write it
+ * (ri, app_name: see check_message_size).
+ */
 static void
-write_event(StringInfo buf, AARelInfo *ri)
+write_event(StringInfo buf, AARelInfo *ri, const char *app_name)
 {
 	uint64		txid = top_txid();
 
-	check_message_size(buf, ri);
+	check_message_size(buf, ri, app_name);
 
 	aa_sign_object(buf, txid, next_number(txid));
 	write_message(buf);
@@ -556,7 +573,7 @@ current_header(AARelInfo *ri, uint64 txid)
 	aa_put_lit(buf, AA_HEADER_TAIL);
 	append_context(buf, ri);
 	aa_put_char(buf, '}');
-	check_message_size(buf, ri);
+	check_message_size(buf, ri, NULL);
 	number = next_number(txid);
 	aa_sign_object(buf, txid, number);
 	write_message(buf);
@@ -590,7 +607,7 @@ write_row(StringInfo buf, AARelInfo *ri)
 	char		digits[MAXINT8LEN + 1];
 
 	/* before the header: neither is written if the row is too large */
-	check_message_size(buf, ri);
+	check_message_size(buf, ri, NULL);
 	header = current_header(ri, txid);
 
 	aa_put_char(buf, ',');
@@ -646,6 +663,19 @@ get_buffers(bool nested, StringInfo *ev, StringInfo *id)
 	resetStringInfo(&id_buf);
 	*ev = &event_buf;
 	*id = &id_buf;
+}
+
+/*
+ * A buffer of its own for an application or audit.config event, which may
+ * be written while a row event is being built in the reusable buffers (a
+ * trigger on an audited table, say); the caller frees it.
+ */
+static StringInfo
+new_event_buffer(void)
+{
+	if (!buffers_ready)
+		init_session_values();
+	return makeStringInfo();
 }
 
 /*
@@ -708,7 +738,7 @@ aa_emit_row_event(AARelInfo *ri, AAEventType type, bool nested,
 	}
 	else
 	{
-		append_head(buf, ri, type, has_id ? id : NULL, ts);
+		append_head(buf, ri, "audit.model", event_type_names[type], has_id ? id : NULL, ts);
 		aa_put_lit(buf, ",\"instance_repr\":{");
 	}
 
@@ -776,7 +806,7 @@ aa_emit_row_event(AARelInfo *ri, AAEventType type, bool nested,
 	{
 		aa_put_char(buf, ',');
 		append_context(buf, ri);
-		write_event(buf, ri);
+		write_event(buf, ri, NULL);
 	}
 }
 
@@ -798,10 +828,10 @@ aa_emit_truncate_event(AARelInfo *ri, bool nested)
 	}
 	else
 	{
-		append_head(buf, ri, AA_EVENT_TRUNCATE, NULL, ts);
+		append_head(buf, ri, "audit.model", event_type_names[AA_EVENT_TRUNCATE], NULL, ts);
 		aa_put_lit(buf, ",\"instance_repr\":null,");
 		append_context(buf, ri);
-		write_event(buf, ri);
+		write_event(buf, ri, NULL);
 	}
 }
 
@@ -816,11 +846,8 @@ void
 aa_emit_app_event(const char *level, const char *name, const char *message,
 				  const char *event_type, const char *members, int members_len)
 {
-	StringInfo	buf;
-	StringInfo	id;
+	StringInfo	buf = new_event_buffer();
 
-	/* an app event may be written while a row event is built (a trigger) */
-	get_buffers(true, &buf, &id);
 	aa_put_lit(buf, "{\"timestamp\":");
 	append_timestamp(buf, GetCurrentTimestamp());
 	aa_put_lit(buf, ",\"level\":");
@@ -829,11 +856,8 @@ aa_emit_app_event(const char *level, const char *name, const char *message,
 	aa_json_string(buf, name, strlen(name));
 	aa_put_lit(buf, ",\"message\":");
 	aa_json_string(buf, message, strlen(message));
-	aa_put_lit(buf, ",\"request_id\":");
-	append_setting(buf, aa_request_id);
-	aa_put_lit(buf, ",\"service_name\":");
-	aa_json_string(buf, aa_service_name ? aa_service_name : "",
-				   aa_service_name ? strlen(aa_service_name) : 0);
+	aa_put_char(buf, ',');
+	append_request_service(buf);
 	aa_put_lit(buf, ",\"event_type\":");
 	aa_json_string(buf, event_type, strlen(event_type));
 	aa_put_char(buf, ',');
@@ -844,18 +868,9 @@ aa_emit_app_event(const char *level, const char *name, const char *message,
 	}
 	append_claims(buf);
 	append_provenance(buf);
-	if ((Size) buf->len > (Size) aa_max_event_size * 1024)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("audit event \"%s\" is too large (%d bytes)", name, buf->len),
-				 errdetail("audit.max_event_size allows at most %d kB per event.",
-						   aa_max_event_size),
-				 errhint("Put less into the payload, or raise audit.max_event_size.")));
-	write_event(buf, NULL);
+	write_event(buf, NULL, name);
 	pfree(buf->data);
-	pfree(id->data);
 	pfree(buf);
-	pfree(id);
 }
 
 /*
@@ -868,30 +883,17 @@ aa_emit_app_event(const char *level, const char *name, const char *message,
 void
 aa_emit_config_event(AARelInfo *ri, const char *event_type, const char *repr)
 {
-	StringInfo	buf;
-	StringInfo	id;
+	StringInfo	buf = new_event_buffer();
 
-	get_buffers(true, &buf, &id);
-	aa_put_lit(buf, "{\"timestamp\":");
-	append_timestamp(buf, GetCurrentTimestamp());
-	aa_put_lit(buf, ",\"level\":\"AUDIT\",\"name\":\"audit.config\",\"message\":\"");
-	aa_put_str(buf, event_type);
-	aa_put_lit(buf, " event by ");
-	aa_put(buf, ri->model, ri->model_len);
-	aa_put_lit(buf, "\",");
-	append_request_fields(buf, ri);
-	aa_put_lit(buf, ",\"event_type\":");
-	aa_json_string(buf, event_type, strlen(event_type));
-	aa_put_lit(buf, ",\"instance_id\":null,\"instance_repr\":");
+	append_head(buf, ri, "audit.config", event_type, NULL, GetCurrentTimestamp());
+	aa_put_lit(buf, ",\"instance_repr\":");
 	if (repr)
 		aa_put_str(buf, repr);
 	else
 		aa_put_lit(buf, "null");
 	aa_put_char(buf, ',');
 	append_context(buf, ri);
-	write_event(buf, ri);
+	write_event(buf, ri, NULL);
 	pfree(buf->data);
-	pfree(id->data);
 	pfree(buf);
-	pfree(id);
 }
